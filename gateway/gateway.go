@@ -1,0 +1,86 @@
+// Package gateway is the public ingress: it authenticates Pipedrive's
+// webhook deliveries, parses and normalises them, hands each event to the
+// relay and answers only once JetStream has it.
+package gateway
+
+import (
+	"context"
+	"crypto/subtle"
+	"log/slog"
+	"net/http"
+	"sync"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/pipedrive-gateway/pipedrive-gateway/relay"
+)
+
+// Publisher is what the gateway needs from the relay.
+type Publisher interface {
+	Publish(ctx context.Context, ev *relay.Event) (relay.Ack, error)
+}
+
+// Credentials gives the Basic credentials of a managed company. It is
+// called on every request, so implementations answer from memory.
+type Credentials interface {
+	WebhookCredentials(companyID string) (user, password string, ok bool)
+}
+
+// Options configure the gateway.
+type Options struct {
+	MaxBodyBytes int64
+	// StaticUser and StaticPassword, when set, are accepted for any company
+	// that has no credentials of its own (webhooks made by hand).
+	StaticUser, StaticPassword string
+}
+
+// Gateway serves POST /webhooks/pipedrive/{company_id}.
+type Gateway struct {
+	opts  Options
+	pub   Publisher
+	creds Credentials
+	log   *slog.Logger
+	e     *echo.Echo
+	bufs  sync.Pool
+}
+
+// WebhookPath is the route template of the ingress.
+const WebhookPath = "/webhooks/pipedrive/:company_id"
+
+// New builds the gateway. creds may be nil (static credentials only).
+func New(opts Options, pub Publisher, creds Credentials, log *slog.Logger) *Gateway {
+	g := &Gateway{opts: opts, pub: pub, creds: creds, log: log}
+	g.e = NewEcho(log)
+	g.e.POST(WebhookPath, g.handleWebhook)
+	return g
+}
+
+// Echo returns the router, so that other parts (OAuth) can add routes to the
+// public listener.
+func (g *Gateway) Echo() *echo.Echo { return g.e }
+
+// ServeHTTP implements http.Handler.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.e.ServeHTTP(w, r) }
+
+// authorize checks Basic credentials for companyID in constant time. A
+// managed company accepts only its own credentials; any other company
+// accepts the static ones when they are set.
+func (g *Gateway) authorize(r *http.Request, companyID string) bool {
+	user, pass, ok := r.BasicAuth()
+	if !ok {
+		return false
+	}
+	wantUser, wantPass, managed := "", "", false
+	if g.creds != nil {
+		wantUser, wantPass, managed = g.creds.WebhookCredentials(companyID)
+	}
+	if !managed {
+		if g.opts.StaticUser == "" {
+			return false
+		}
+		wantUser, wantPass = g.opts.StaticUser, g.opts.StaticPassword
+	}
+	u := subtle.ConstantTimeCompare([]byte(user), []byte(wantUser))
+	p := subtle.ConstantTimeCompare([]byte(pass), []byte(wantPass))
+	return u&p == 1
+}

@@ -1,0 +1,200 @@
+// Package relay owns everything NATS: the embedded server that makes the
+// gateway run with no infrastructure, the client connection, the stream, and
+// publishing events with their dedupe id and headers.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pipedrive-gateway/pipedrive-gateway/config"
+)
+
+// ErrUnavailable means JetStream did not acknowledge in time or could not be
+// reached; the gateway answers 503 so that Pipedrive retries.
+var ErrUnavailable = errors.New("jetstream unavailable")
+
+// Relay is a connection to NATS (embedded or external) with the stream set up.
+type Relay struct {
+	cfg    config.Stream
+	maxMsg int64
+	log    *slog.Logger
+
+	srv *server.Server // nil with an external NATS
+	nc  *nats.Conn
+	js  jetstream.JetStream
+
+	streamReady atomic.Bool
+	// ensureMu keeps concurrent stream repairs (reconnect handler, readiness
+	// probe, start-up loop) from racing each other.
+	ensureMu sync.Mutex
+	fatal    chan error
+}
+
+// New starts the embedded server when cfg.NATS.URL is empty, connects, and
+// tries once to create or update the stream. With an external server that is
+// not reachable yet, New still succeeds: the connection keeps retrying and
+// Run finishes the set-up; until then Ready reports why it is not ready.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Relay, error) {
+	r := &Relay{
+		cfg:    cfg.Stream,
+		maxMsg: cfg.HTTP.MaxBodyBytes.N + config.HeaderReserve,
+		log:    log,
+		fatal:  make(chan error, 1),
+	}
+	opts := r.connOptions(cfg.NATS)
+	url := cfg.NATS.URL
+	if cfg.NATS.Embedded() {
+		srv, err := startEmbedded(cfg.NATS, r.maxMsg, log)
+		if err != nil {
+			return nil, err
+		}
+		r.srv = srv
+		url = srv.ClientURL()
+		opts = append(opts, nats.InProcessServer(srv))
+	} else {
+		extra, err := ExternalOptions(cfg.NATS)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, extra...)
+		opts = append(opts, nats.RetryOnFailedConnect(true))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		r.shutdownServer()
+		return nil, fmt.Errorf("failed to connect to NATS: %w", err)
+	}
+	r.nc = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		r.Close(ctx)
+		return nil, fmt.Errorf("failed to create JetStream context: %w", err)
+	}
+	r.js = js
+	if err := r.ensureStream(ctx); err != nil {
+		if cfg.NATS.Embedded() || errors.Is(err, errPayloadTooSmall) {
+			r.Close(ctx)
+			return nil, err
+		}
+		log.Warn("stream not ready yet, will retry", "stream", r.cfg.Name, "error", err)
+	}
+	return r, nil
+}
+
+func (r *Relay) connOptions(n config.NATS) []nats.Option {
+	return []nats.Option{
+		nats.Name("pipedrive-gateway"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		// No reconnect buffer: while disconnected a publish fails at once
+		// and the gateway answers 503, instead of holding the message and
+		// sending it after Pipedrive has already been told to retry.
+		nats.ReconnectBufSize(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			r.streamReady.Store(false)
+			if err != nil { // nil on a deliberate drain or close
+				r.log.Warn("disconnected from NATS", "error", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			r.log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted())
+			go r.repairStream()
+		}),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			r.log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted())
+			go r.repairStream()
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			r.log.Warn("NATS error", "error", err)
+		}),
+	}
+}
+
+// Conn returns the NATS connection (for the company store and the tail command).
+func (r *Relay) Conn() *nats.Conn { return r.nc }
+
+// JetStream returns the JetStream handle.
+func (r *Relay) JetStream() jetstream.JetStream { return r.js }
+
+// ClientURL is where other processes reach the embedded server; empty with
+// an external NATS.
+func (r *Relay) ClientURL() string {
+	if r.srv == nil {
+		return ""
+	}
+	return r.srv.ClientURL()
+}
+
+// Run keeps the stream in place until ctx ends. It returns an error only
+// for a problem that retrying cannot fix.
+func (r *Relay) Run(ctx context.Context) error {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-r.fatal:
+			return err
+		case <-t.C:
+			if !r.streamReady.Load() && r.nc.IsConnected() {
+				r.repairStream()
+			}
+		}
+	}
+}
+
+// Ready reports nil when NATS is connected and the stream exists.
+func (r *Relay) Ready(ctx context.Context) error {
+	if r.srv != nil {
+		if st := r.srv.Healthz(&server.HealthzOptions{JSEnabledOnly: true}); st.Status != "ok" {
+			return fmt.Errorf("embedded NATS server unhealthy: %s", st.Error)
+		}
+	}
+	if !r.nc.IsConnected() {
+		return fmt.Errorf("not connected to NATS (%s)", r.nc.Status())
+	}
+	if _, err := r.js.Stream(ctx, r.cfg.Name); err != nil {
+		r.streamReady.Store(false)
+		go r.repairStream()
+		return fmt.Errorf("stream %s: %w", r.cfg.Name, err)
+	}
+	return nil
+}
+
+// Close drains the connection, then stops the embedded server. Bounded by ctx.
+func (r *Relay) Close(ctx context.Context) {
+	if r.nc != nil && !r.nc.IsClosed() {
+		done := make(chan struct{})
+		r.nc.SetClosedHandler(func(*nats.Conn) { close(done) })
+		if err := r.nc.Drain(); err != nil {
+			r.nc.Close()
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			r.nc.Close()
+		}
+	}
+	r.shutdownServer()
+}
+
+func (r *Relay) shutdownServer() {
+	if r.srv == nil {
+		return
+	}
+	r.srv.Shutdown()
+	r.srv.WaitForShutdown()
+	r.log.Info("embedded NATS server stopped")
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/sethvargo/go-envconfig"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pipedrive-gateway/pipedrive-gateway/config"
+	"github.com/pipedrive-gateway/pipedrive-gateway/gateway"
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/serving"
+	"github.com/pipedrive-gateway/pipedrive-gateway/relay"
+)
+
+func runServe(ctx context.Context, args []string, env envconfig.Lookuper, stderr io.Writer) error {
+	fs := newFlagSet("serve", "", stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(ctx, env)
+	if err != nil {
+		return fmt.Errorf("invalid settings:\n%w", err)
+	}
+	log := cfg.Log.NewLogger(stderr)
+	log.Info("starting", "version", versionString())
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	return a.run(ctx)
+}
+
+// app is the wired service: relay, ingress and ops listener.
+type app struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	relay   *relay.Relay
+	ingress *serving.Server
+	ops     *serving.Server
+}
+
+// newApp starts NATS (embedded or connected), binds both listeners and
+// returns the app ready to run. On error everything started is stopped.
+func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, err error) {
+	a = &app{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	a.relay, err = relay.New(ctx, cfg, log.With("component", "relay"))
+	if err != nil {
+		return nil, err
+	}
+	gw := gateway.New(gateway.Options{
+		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes.N,
+		StaticUser:     cfg.HTTP.WebhookUser,
+		StaticPassword: cfg.HTTP.WebhookPassword,
+	}, a.relay, nil, log.With("component", "gateway"))
+	a.ingress, err = serving.Listen("ingress", cfg.HTTP.Addr, gw, serving.Options{
+		// Long enough for the slowest publish plus reading a large body.
+		WriteTimeout: cfg.Stream.PublishTimeout.D + 10*time.Second,
+	}, log)
+	if err != nil {
+		return nil, err
+	}
+	ops := gateway.NewOps(a.relay.Ready, log.With("component", "ops"))
+	a.ops, err = serving.Listen("ops", cfg.HTTP.OpsAddr, ops, serving.Options{}, log)
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// run serves until ctx ends, then shuts down in reverse order: the HTTP
+// servers drain their in-flight requests (each acked or failed), then the
+// NATS connection drains and the embedded server stops.
+func (a *app) run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.ingress.Run(gctx) })
+	g.Go(func() error { return a.ops.Run(gctx) })
+	g.Go(func() error { return a.relay.Run(gctx) })
+	err := g.Wait()
+	a.close()
+	if err != nil {
+		return err
+	}
+	a.log.Info("stopped")
+	return nil
+}
+
+func (a *app) close() {
+	if a.relay != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		a.relay.Close(ctx)
+	}
+}
