@@ -74,6 +74,9 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// maxAttempt bounds the attempt number; Pipedrive makes at most four.
+const maxAttempt = 100
+
 var v1Actions = map[string]string{"added": "create", "updated": "change", "deleted": "delete", "merged": "change"}
 
 // Parse reads a webhook body (v2 or v1) delivered for companyID and returns
@@ -157,8 +160,8 @@ func parseV2(ev *relay.Event, m *meta) error {
 	ev.Attempt = 1
 	if m.Attempt != "" {
 		n, err := strconv.Atoi(string(m.Attempt))
-		if err != nil || n < 1 {
-			return invalid("meta.attempt %q is not a positive integer", m.Attempt)
+		if err != nil || n < 1 || n > maxAttempt {
+			return invalid("meta.attempt %q is not an attempt number", m.Attempt)
 		}
 		ev.Attempt = n
 	}
@@ -205,8 +208,8 @@ func parseV1(ev *relay.Event, env *envelope) error {
 	ev.EntityID = string(m.ID)
 	ev.Attempt = 1
 	if env.Retry != nil {
-		if *env.Retry < 0 {
-			return invalid("retry %d is negative", *env.Retry)
+		if *env.Retry < 0 || *env.Retry > maxAttempt {
+			return invalid("retry %d is out of range", *env.Retry)
 		}
 		ev.Attempt = *env.Retry + 1
 	}
