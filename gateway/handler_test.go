@@ -96,12 +96,16 @@ func TestWebhook(t *testing.T) {
 		},
 		{
 			name: "v1_without_timestamp_micro",
-			body: func(t *testing.T) []byte { return v1Body(t, "updated", "deal", 0, func(m obj) { delete(m, "timestamp_micro") }) },
+			body: func(t *testing.T) []byte {
+				return v1Body(t, "updated", "deal", 0, func(m obj) { delete(m, "timestamp_micro") })
+			},
 			want: want{status: 200, subject: "pipedrive.change.deal", headers: map[string]string{"ce-time": "2025-06-02T10:10:07Z"}},
 		},
 		{
 			name: "managed_company_own_credentials", company: "1001", user: "managed-user", pass: "managed-password-0123456789abcdef",
-			body: func(t *testing.T) []byte { return v2Body(t, "create", "deal", func(m obj) { m["company_id"] = "1001" }) },
+			body: func(t *testing.T) []byte {
+				return v2Body(t, "create", "deal", func(m obj) { m["company_id"] = "1001" })
+			},
 			want: want{status: 200, subject: "pipedrive.create.deal"},
 		},
 		// Rejections.
@@ -125,7 +129,9 @@ func TestWebhook(t *testing.T) {
 		},
 		{
 			name: "entity_id_with_newline",
-			body: func(t *testing.T) []byte { return v2Body(t, "create", "deal", func(m obj) { m["entity_id"] = "1\r\nX-Evil: 1" }) },
+			body: func(t *testing.T) []byte {
+				return v2Body(t, "create", "deal", func(m obj) { m["entity_id"] = "1\r\nX-Evil: 1" })
+			},
 			want: want{status: 400, errCode: "invalid_payload"},
 		},
 		{
@@ -142,7 +148,9 @@ func TestWebhook(t *testing.T) {
 		},
 		{
 			name: "bad_timestamp",
-			body: func(t *testing.T) []byte { return v2Body(t, "change", "deal", func(m obj) { m["timestamp"] = "yesterday" }) },
+			body: func(t *testing.T) []byte {
+				return v2Body(t, "change", "deal", func(m obj) { m["timestamp"] = "yesterday" })
+			},
 			want: want{status: 400, errCode: "invalid_payload"},
 		},
 		{name: "not_json", body: func(*testing.T) []byte { return []byte("meta=1&action=create") }, want: want{status: 400, errCode: "invalid_payload"}},
@@ -150,7 +158,9 @@ func TestWebhook(t *testing.T) {
 		{name: "json_array", body: func(*testing.T) []byte { return []byte(`[{"meta":{}}]`) }, want: want{status: 400, errCode: "invalid_payload"}},
 		{name: "two_objects", body: func(t *testing.T) []byte { return append(v2Body(t, "create", "deal", nil), []byte(`{}`)...) }, want: want{status: 400, errCode: "invalid_payload"}},
 		{name: "no_meta", body: func(*testing.T) []byte { return []byte(`{"data":{"id":1}}`) }, want: want{status: 400, errCode: "invalid_payload"}},
-		{name: "unknown_shape", body: func(*testing.T) []byte { return []byte(`{"meta":{"action":"create","entity":"deal","company_id":"9912345"}}`) }, want: want{status: 400, errCode: "invalid_payload"}},
+		{name: "unknown_shape", body: func(*testing.T) []byte {
+			return []byte(`{"meta":{"action":"create","entity":"deal","company_id":"9912345"}}`)
+		}, want: want{status: 400, errCode: "invalid_payload"}},
 		{name: "empty_body", body: func(*testing.T) []byte { return nil }, want: want{status: 400, errCode: "invalid_payload"}},
 		{
 			name: "too_large", body: func(t *testing.T) []byte { return bytes.Repeat([]byte(" "), 2<<20) },
@@ -166,7 +176,9 @@ func TestWebhook(t *testing.T) {
 		},
 		{
 			name: "static_credentials_not_for_managed_company", company: "1001", user: staticUser, pass: staticPass,
-			body: func(t *testing.T) []byte { return v2Body(t, "create", "deal", func(m obj) { m["company_id"] = "1001" }) },
+			body: func(t *testing.T) []byte {
+				return v2Body(t, "create", "deal", func(m obj) { m["company_id"] = "1001" })
+			},
 			want: want{status: 401, errCode: "unauthorized"},
 		},
 		{name: "non_numeric_company", company: "acme", body: func(t *testing.T) []byte { return v2Body(t, "create", "deal", nil) }, want: want{status: 404, errCode: "not_found"}},
