@@ -1,0 +1,326 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sethvargo/go-envconfig"
+
+	"github.com/pipedrive-gateway/pipedrive-gateway/config"
+)
+
+// testEnv is the defaults a user gets from `go run .`, moved to temporary
+// directories and free ports.
+func testEnv(t *testing.T) map[string]string {
+	return map[string]string{
+		"DATA_DIR":             t.TempDir(),
+		"HTTP_ADDR":            "127.0.0.1:0",
+		"OPS_ADDR":             "127.0.0.1:0",
+		"EMBEDDED_NATS_LISTEN": "127.0.0.1:0",
+		"WEBHOOK_USER":         "pipedrive",
+		"WEBHOOK_PASSWORD":     "change-me",
+	}
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// startApp runs the whole service as `serve` would and returns it with a
+// function that stops it and returns run's error.
+func startApp(t *testing.T, env map[string]string) (*app, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg, err := config.Load(ctx, envconfig.MapLookuper(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := newApp(ctx, cfg, slog.New(slog.NewTextHandler(tWriter{t}, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- a.run(ctx) }()
+	var once sync.Once
+	var runErr error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case runErr = <-errc:
+			case <-time.After(30 * time.Second):
+				runErr = fmt.Errorf("run did not return within 30s of shutdown")
+			}
+		})
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return a, stop
+}
+
+func postEvent(url string, body []byte) (int, error) {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.SetBasicAuth("pipedrive", "change-me")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func TestServeDefaults(t *testing.T) {
+	t.Parallel()
+	a, stop := startApp(t, testEnv(t))
+	ops := "http://" + a.ops.Addr().String()
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(ops + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s = %d, want 200", path, resp.StatusCode)
+		}
+	}
+	body, err := os.ReadFile("testdata/v2-change-deal.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := postEvent("http://"+a.ingress.Addr().String()+"/webhooks/pipedrive/9912345", body)
+	if err != nil || status != http.StatusOK {
+		t.Fatalf("post: status %d, err %v", status, err)
+	}
+	// A consumer attaches to the embedded server over TCP, as the README says.
+	nc, err := nats.Connect(a.relay.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	stream, err := js.Stream(context.Background(), "PIPEDRIVE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := stream.GetLastMsgForSubject(context.Background(), "pipedrive.change.deal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(msg.Data, body) {
+		t.Error("stored data differs from the posted body")
+	}
+	if err := stop(); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+}
+
+func TestTail(t *testing.T) {
+	t.Parallel()
+	env := testEnv(t)
+	a, _ := startApp(t, env)
+	env["EMBEDDED_NATS_LISTEN"] = strings.TrimPrefix(a.relay.ClientURL(), "nats://")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"tail", "pipedrive.*.deal"}, envconfig.MapLookuper(env), pw, io.Discard) }()
+
+	body, _ := os.ReadFile("testdata/v2-change-deal.json")
+	url := "http://" + a.ingress.Addr().String() + "/webhooks/pipedrive/9912345"
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(nil, 1<<20)
+		if sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	// tail only prints new events: post until it has attached and prints one.
+	var line string
+	for deadline := time.Now().Add(10 * time.Second); line == "" && time.Now().Before(deadline); {
+		if status, err := postEvent(url, bytes.Replace(body, []byte(`"id": "c41d`), []byte(fmt.Sprintf(`"id": "%d`, time.Now().UnixNano())), 1)); err != nil || status != 200 {
+			t.Fatalf("post: %d %v", status, err)
+		}
+		select {
+		case line = <-lines:
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	var got struct {
+		Subject string
+		Headers map[string]string
+		Data    json.RawMessage
+	}
+	if err := json.Unmarshal([]byte(line), &got); err != nil {
+		t.Fatalf("tail printed %q: %v", line, err)
+	}
+	if got.Subject != "pipedrive.change.deal" || got.Headers["Pipedrive-Company-Id"] != "9912345" || !json.Valid(got.Data) {
+		t.Errorf("tail line = %s", line)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("tail: %v", err)
+	}
+}
+
+// TestShutdownUnderLoad stops the service while clients are posting: every
+// event that got a 200 must be in the stream when the store is reopened.
+func TestShutdownUnderLoad(t *testing.T) {
+	t.Parallel()
+	env := testEnv(t)
+	a, stop := startApp(t, env)
+	url := "http://" + a.ingress.Addr().String() + "/webhooks/pipedrive/9912345"
+	template, _ := os.ReadFile("testdata/v2-change-deal.json")
+
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	var wg sync.WaitGroup
+	quit := make(chan struct{})
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-quit:
+					return
+				default:
+				}
+				id := fmt.Sprintf("load-%d-%d", w, i)
+				body := bytes.Replace(template, []byte("c41d7e22-9b0a-4f3c-8e61-5a2b7d9c0e14"), []byte(id), 1)
+				status, err := postEvent(url, body)
+				if err != nil {
+					return // the listener is gone
+				}
+				if status == http.StatusOK {
+					mu.Lock()
+					acked[id] = true
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := stop(); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	close(quit)
+	wg.Wait()
+	if len(acked) == 0 {
+		t.Fatal("no request was acknowledged before shutdown")
+	}
+	stored := storedIDs(t, env["DATA_DIR"])
+	missing := 0
+	for id := range acked {
+		if !stored[id] {
+			missing++
+		}
+	}
+	t.Logf("acknowledged %d, stored %d, missing %d", len(acked), len(stored), missing)
+	if missing > 0 {
+		t.Errorf("%d acknowledged events are missing from the stream", missing)
+	}
+}
+
+// storedIDs reopens a stopped gateway's store and returns its message ids.
+func storedIDs(t *testing.T, dataDir string) map[string]bool {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: dataDir, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("store server did not start")
+	}
+	defer srv.Shutdown()
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	s, err := js.Stream(ctx, "PIPEDRIVE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := s.Info(ctx)
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for range info.State.Msgs {
+		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[m.Headers().Get("Nats-Msg-Id")] = true
+	}
+	return ids
+}
+
+func TestCommands(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		wantOut string
+		wantErr string
+	}{
+		{name: "version", args: []string{"version"}, wantOut: "pipedrive-gateway dev"},
+		{name: "help", args: []string{"help"}, wantOut: "Usage:"},
+		{name: "unknown_command", args: []string{"bogus"}, wantErr: `unknown command "bogus"`},
+		{name: "serve_help", args: []string{"serve", "--help"}, wantErr: "help requested"},
+		{name: "tail_help", args: []string{"tail", "-h"}, wantErr: "help requested"},
+		{
+			name: "invalid_settings_named", args: []string{"serve"},
+			env:     map[string]string{"PUBLISH_TIMEOUT": "soon", "STREAM_REPLICAS": "9", "NATS_URL": "nats://127.0.0.1:1"},
+			wantErr: "PUBLISH_TIMEOUT",
+		},
+		{
+			name: "tail_without_gateway", args: []string{"tail"},
+			env:     map[string]string{"EMBEDDED_NATS_LISTEN": "127.0.0.1:1"},
+			wantErr: "is the gateway running?",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), tc.args, envconfig.MapLookuper(tc.env), &out, &errOut)
+			if tc.wantErr == "" && err != nil {
+				t.Fatalf("err = %v", err)
+			}
+			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
+			}
+			if !strings.Contains(out.String(), tc.wantOut) {
+				t.Errorf("stdout = %q, want it to contain %q", out.String(), tc.wantOut)
+			}
+		})
+	}
+}
