@@ -144,7 +144,9 @@ func TestTail(t *testing.T) {
 	defer cancel()
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"tail", "pipedrive.*.deal"}, envconfig.MapLookuper(env), pw, io.Discard) }()
+	go func() {
+		done <- run(ctx, []string{"tail", "pipedrive.*.deal"}, envconfig.MapLookuper(env), pw, io.Discard)
+	}()
 
 	body, _ := os.ReadFile("testdata/v2-change-deal.json")
 	url := "http://" + a.ingress.Addr().String() + "/webhooks/pipedrive/9912345"
