@@ -1,0 +1,81 @@
+package subscriptions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Every write at Pipedrive happens on the leader, in its scheduler, one run
+// per company at a time: a replica that receives an admin request sends it
+// to the leader over NATS request/reply and waits for the outcome. Two
+// replicas can therefore never create a webhook for one company at once.
+
+type command struct {
+	Op        string `json:"op"` // reconcile | disconnect
+	CompanyID int64  `json:"company_id"`
+}
+
+type commandReply struct {
+	Error     string `json:"error,omitempty"`
+	Permanent bool   `json:"permanent,omitempty"`
+	Gone      bool   `json:"gone,omitempty"`
+}
+
+// commandTimeout bounds how long an admin request waits for the leader.
+const commandTimeout = 60 * time.Second
+
+func (m *Manager) handleCommand(msg *nats.Msg) {
+	var cmd command
+	if err := json.Unmarshal(msg.Data, &cmd); err != nil || cmd.CompanyID <= 0 {
+		_ = msg.Respond(mustJSON(commandReply{Error: "bad command", Permanent: true}))
+		return
+	}
+	var ch <-chan result
+	switch cmd.Op {
+	case "reconcile":
+		ch = m.sched.Trigger(cmd.CompanyID)
+	case "disconnect":
+		ch = m.sched.enqueue(cmd.CompanyID, m.disconnect)
+	default:
+		_ = msg.Respond(mustJSON(commandReply{Error: "unknown command " + cmd.Op, Permanent: true}))
+		return
+	}
+	go func() {
+		select {
+		case res := <-ch:
+			rep := commandReply{Permanent: res.permanent, Gone: res.gone}
+			if res.err != nil {
+				rep.Error = res.err.Error()
+			}
+			_ = msg.Respond(mustJSON(rep))
+		case <-time.After(commandTimeout):
+		}
+	}()
+}
+
+// send asks the leader to run op for the company and waits for the result.
+func (m *Manager) send(ctx context.Context, op string, id int64) (commandReply, error) {
+	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
+	defer cancel()
+	msg, err := m.nc.RequestWithContext(ctx, m.commandSubject(), mustJSON(command{Op: op, CompanyID: id}))
+	if err != nil {
+		return commandReply{}, wrapNoLeader(err)
+	}
+	var rep commandReply
+	if err := json.Unmarshal(msg.Data, &rep); err != nil {
+		return commandReply{}, errors.New("malformed reply from the leader")
+	}
+	return rep, nil
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only plain structs are marshalled here
+	}
+	return b
+}

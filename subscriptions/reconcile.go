@@ -1,0 +1,207 @@
+package subscriptions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive"
+)
+
+// API is the part of the Pipedrive client the reconciler uses.
+type API interface {
+	ListWebhooks(ctx context.Context, domain string, cred pipedrive.Credentials) ([]pipedrive.Webhook, error)
+	CreateWebhook(ctx context.Context, domain string, cred pipedrive.Credentials, req pipedrive.CreateWebhookRequest) (pipedrive.Webhook, error)
+	DeleteWebhook(ctx context.Context, domain string, cred pipedrive.Credentials, id int64) error
+	Refresh(ctx context.Context, refreshToken string) (pipedrive.Token, error)
+}
+
+// reconciler brings one company's webhooks to the wanted state.
+type reconciler struct {
+	store     *Store
+	api       API
+	publicURL string
+	name      string
+	now       func() time.Time
+	log       *slog.Logger
+	observe   func(result, time.Duration)
+}
+
+// result of one run, for the scheduler.
+type result struct {
+	err error
+	// permanent errors wait for the next resync; others back off.
+	permanent bool
+	// retryAfter is the least wait Pipedrive asked for.
+	retryAfter time.Duration
+	// gone: the company is no longer connected.
+	gone   bool
+	writes int
+}
+
+// refreshMargin is how long before expiry an OAuth access token is renewed.
+const refreshMargin = 5 * time.Minute
+
+// WebhookURL is the subscription URL of a company.
+func WebhookURL(publicURL string, companyID int64) string {
+	return fmt.Sprintf("%s/webhooks/pipedrive/%d", publicURL, companyID)
+}
+
+// reconcile reads the company and its webhooks fresh, applies the plan and
+// records the outcome on the company.
+func (r *reconciler) reconcile(ctx context.Context, id int64) (res result) {
+	start := r.now()
+	defer func() {
+		if r.observe != nil {
+			r.observe(res, r.now().Sub(start))
+		}
+	}()
+	c, err := r.store.Get(ctx, id)
+	if errors.Is(err, ErrUnknownCompany) {
+		return result{gone: true}
+	}
+	if err != nil {
+		return result{err: err}
+	}
+	res = r.apply(ctx, c)
+	r.record(ctx, c, res)
+	return res
+}
+
+func (r *reconciler) apply(ctx context.Context, c *Company) result {
+	if r.publicURL == "" {
+		return result{err: errors.New("PUBLIC_URL is not set: the gateway cannot register webhooks"), permanent: true}
+	}
+	if err := r.freshToken(ctx, c); err != nil {
+		return classify(fmt.Errorf("failed to refresh the OAuth token: %w", err))
+	}
+	want := desired{
+		URL: WebhookURL(r.publicURL, c.ID), Name: r.name, User: c.WebhookUser,
+		Password: c.Secrets.WebhookPassword, KnownID: c.WebhookID,
+	}
+	hooks, err := r.api.ListWebhooks(ctx, c.Domain, c.Credentials())
+	if err != nil {
+		return classify(fmt.Errorf("failed to list webhooks: %w", err))
+	}
+	acts := plan(want, hooks)
+	kept := keptHook(want, hooks, acts)
+	res := result{}
+	for _, a := range acts {
+		switch a.Kind {
+		case actCreate:
+			w, err := r.api.CreateWebhook(ctx, c.Domain, c.Credentials(), pipedrive.CreateWebhookRequest{
+				SubscriptionURL: want.URL, EventAction: "*", EventObject: "*", Name: r.name,
+				Version: "2.0", HTTPAuthUser: want.User, HTTPAuthPassword: want.Password,
+			})
+			if err != nil {
+				// A lost response may still have created it: the next run
+				// lists first and adopts it, so nothing is created twice.
+				return classify(fmt.Errorf("failed to create webhook: %w", err))
+			}
+			res.writes++
+			kept = &w
+			c.WebhookID = w.ID
+			r.log.Info("webhook created", "company_id", c.ID, "webhook_id", w.ID, "reason", a.Reason)
+		case actDelete:
+			err := r.api.DeleteWebhook(ctx, c.Domain, c.Credentials(), a.ID)
+			res.writes++
+			if err != nil && !errors.Is(err, pipedrive.ErrNotFound) { // 404: already gone
+				return classify(fmt.Errorf("failed to delete webhook %d: %w", a.ID, err))
+			}
+			r.log.Info("webhook deleted", "company_id", c.ID, "webhook_id", a.ID, "reason", a.Reason)
+		}
+	}
+	if kept != nil {
+		c.WebhookID = kept.ID
+		c.Status.LastHTTPStatus, c.Status.LastDeliveryTime = kept.LastHTTPStatus, kept.LastDeliveryTime
+	}
+	return res
+}
+
+// keptHook is the correct webhook the plan keeps, if any.
+func keptHook(want desired, hooks []pipedrive.Webhook, acts []action) *pipedrive.Webhook {
+	deleted := map[int64]bool{}
+	for _, a := range acts {
+		if a.Kind == actCreate {
+			return nil
+		}
+		deleted[a.ID] = true
+	}
+	for i, w := range hooks {
+		if isOurs(want, w) && correct(want, w) && !deleted[w.ID] {
+			return &hooks[i]
+		}
+	}
+	return nil
+}
+
+// freshToken renews an OAuth access token that expires soon and stores it.
+func (r *reconciler) freshToken(ctx context.Context, c *Company) error {
+	if c.Auth != AuthOAuth || r.now().Add(refreshMargin).Before(c.Secrets.AccessExpiresAt) {
+		return nil
+	}
+	tok, err := r.api.Refresh(ctx, c.Secrets.RefreshToken)
+	if err != nil {
+		return err
+	}
+	applyToken(c, tok)
+	if err := r.store.Update(ctx, c); err != nil {
+		return fmt.Errorf("failed to store the refreshed token: %w", err)
+	}
+	r.log.Info("OAuth token refreshed", "company_id", c.ID, "expires_at", tok.ExpiresAt)
+	return nil
+}
+
+func applyToken(c *Company, tok pipedrive.Token) {
+	c.Secrets.AccessToken, c.Secrets.AccessExpiresAt = tok.AccessToken, tok.ExpiresAt
+	if tok.RefreshToken != "" {
+		c.Secrets.RefreshToken = tok.RefreshToken
+	}
+	if d := pipedrive.DomainFromAPIDomain(tok.APIDomain); d != "" {
+		c.Domain = d
+	}
+}
+
+// classify decides how long to wait after an error: Pipedrive's own hint,
+// a back-off for what may pass, the next resync for what will not.
+func classify(err error) result {
+	res := result{err: err, retryAfter: pipedrive.RetryAfter(err)}
+	var apiErr *pipedrive.APIError
+	switch {
+	case errors.As(err, &apiErr) && apiErr.DailyBudgetExhausted:
+		res.permanent = true // until Pipedrive's midnight; the resync will do
+	case errors.As(err, &apiErr) && apiErr.Blocked:
+		res.retryAfter = max(res.retryAfter, 30*time.Minute)
+	case pipedrive.Temporary(err):
+	default:
+		res.permanent = true
+	}
+	return res
+}
+
+// record writes the outcome on the company. A company deleted meanwhile is
+// left deleted.
+func (r *reconciler) record(ctx context.Context, c *Company, res result) {
+	now := r.now().UTC()
+	c.Status.LastReconcile = &now
+	if res.err != nil {
+		c.Status.State, c.Status.LastError = StateError, res.err.Error()
+		r.log.Warn("reconcile failed", "company_id", c.ID, "error", res.err, "permanent", res.permanent)
+	} else {
+		c.Status.State, c.Status.LastError = StateOK, ""
+	}
+	err := r.store.Update(ctx, c)
+	if errors.Is(err, ErrConflict) {
+		// Changed meanwhile (a new token, say): keep the new record and only
+		// set the status on it.
+		_, err = r.store.Modify(ctx, c.ID, func(n *Company) error {
+			n.Status, n.WebhookID = c.Status, c.WebhookID
+			return nil
+		})
+	}
+	if err != nil && !errors.Is(err, ErrUnknownCompany) {
+		r.log.Error("failed to record reconcile result", "company_id", c.ID, "error", err)
+	}
+}
