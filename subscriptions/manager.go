@@ -44,15 +44,15 @@ type Options struct {
 
 // Manager runs the subscription side.
 type Manager struct {
-	opts   Options
-	nc     *nats.Conn
-	api    *pipedrive.Client
-	store  *Store
-	cache  *Cache
-	lease  *Lease
-	sched  *scheduler
-	rec    *reconciler
-	log    *slog.Logger
+	opts  Options
+	nc    *nats.Conn
+	api   *pipedrive.Client
+	store *Store
+	cache *Cache
+	lease *Lease
+	sched *scheduler
+	rec   *reconciler
+	log   *slog.Logger
 }
 
 // New opens the store and the lease bucket.
