@@ -1,0 +1,186 @@
+package subscriptions
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/natstest"
+	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive"
+	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive/pipedrivetest"
+)
+
+const testPublicURL = "https://hooks.example.com"
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// fakeClock moves only when the test says so.
+type fakeClock struct {
+	mu      sync.Mutex
+	now     time.Time
+	waiters []clockWaiter
+}
+
+type clockWaiter struct {
+	at time.Time
+	ch chan time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	if d <= 0 {
+		ch <- c.now
+		return ch
+	}
+	c.waiters = append(c.waiters, clockWaiter{at: c.now.Add(d), ch: ch})
+	return ch
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	kept := c.waiters[:0]
+	for _, w := range c.waiters {
+		if !w.at.After(c.now) {
+			w.ch <- c.now
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	c.waiters = kept
+	c.mu.Unlock()
+}
+
+// env is a manager on a real in-process NATS against a fake Pipedrive.
+type env struct {
+	t     *testing.T
+	fake  *pipedrivetest.Server
+	ns    *natstest.Server
+	js    jetstream.JetStream
+	api   *pipedrive.Client
+	clock *fakeClock
+	m     *Manager
+}
+
+func newEnv(t *testing.T, edit ...func(*Options)) *env {
+	t.Helper()
+	e := &env{t: t, fake: pipedrivetest.NewServer(t), ns: natstest.Run(t), clock: newFakeClock()}
+	e.fake.SetClock(e.clock.Now)
+	e.api = pipedrive.New(pipedrive.Options{
+		APIURL: e.fake.URL(), OAuthURL: e.fake.URL(), ClientID: "app", ClientSecret: "app-secret",
+		Timeout: 500 * time.Millisecond, Now: e.clock.Now,
+	})
+	e.m = e.newManager(func(o *Options) {
+		for _, f := range edit {
+			f(o)
+		}
+	})
+	return e
+}
+
+// newManager makes a manager with its own NATS connection (a replica).
+func (e *env) newManager(edit func(*Options)) *Manager {
+	e.t.Helper()
+	nc, err := nats.Connect(e.ns.ClientURL())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	e.js = js
+	opts := Options{
+		PublicURL: testPublicURL, WebhookName: "pipedrive-gateway", ResyncInterval: time.Hour,
+		AdminToken: "admin-token", OAuthEnabled: true, StreamName: "PIPEDRIVE", Replicas: 1,
+		StateKey: bytes.Repeat([]byte{9}, 32), Clock: e.clock, LeaseTTL: 1500 * time.Millisecond,
+	}
+	if edit != nil {
+		edit(&opts)
+	}
+	m, err := New(context.Background(), opts, nc, js, e.api, testLogger(e.t))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return m
+}
+
+// connect adds a company to the fake and the store, as POST /admin/companies
+// does before its first reconcile.
+func (e *env) connect(id int64, token string) *Company {
+	e.t.Helper()
+	e.fake.AddCompany(pipedrivetest.Company{ID: id, APIToken: token})
+	me, err := e.api.Me(context.Background(), "", pipedrive.Credentials{APIToken: token})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	c, _, err := e.m.upsert(context.Background(), me, AuthAPIToken, func(s *Secrets) { s.APIToken = token })
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}
+
+func (e *env) reconcile(id int64) result {
+	e.t.Helper()
+	return e.m.rec.reconcile(context.Background(), id)
+}
+
+func (e *env) company(id int64) *Company {
+	e.t.Helper()
+	c, err := e.m.store.Get(context.Background(), id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}
+
+// writes counts creates and deletes received by the fake.
+func (e *env) writes() int {
+	return e.fake.CallCount("", pipedrive.RouteCreateWebhook) + e.fake.CallCount("", pipedrive.RouteDeleteWebhook)
+}
+
+// assertOneCorrect checks that the company has exactly one webhook of ours
+// and that it is the wanted one.
+func (e *env) assertOneCorrect(id int64) pipedrive.Webhook {
+	e.t.Helper()
+	c := e.company(id)
+	want := desired{URL: WebhookURL(testPublicURL, id), Name: "pipedrive-gateway", User: c.WebhookUser, Password: c.Secrets.WebhookPassword, KnownID: c.WebhookID}
+	var ours []pipedrive.Webhook
+	for _, w := range e.fake.Webhooks(id) {
+		if isOurs(want, w) {
+			ours = append(ours, w)
+		}
+	}
+	if len(ours) != 1 || !correct(want, ours[0]) {
+		e.t.Fatalf("company %d has %d webhooks of ours, want exactly one correct: %v", id, len(ours), ours)
+	}
+	if c.WebhookID != ours[0].ID {
+		e.t.Errorf("store remembers webhook %d, Pipedrive has %d", c.WebhookID, ours[0].ID)
+	}
+	return ours[0]
+}
