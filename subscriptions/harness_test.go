@@ -86,6 +86,9 @@ type env struct {
 	api   *pipedrive.Client
 	clock *fakeClock
 	m     *Manager
+	// inspect reads the store on a connection of its own, so that tests
+	// can kill a manager's connection and still look.
+	inspect *Store
 }
 
 func newEnv(t *testing.T, edit ...func(*Options)) *env {
@@ -101,6 +104,15 @@ func newEnv(t *testing.T, edit ...func(*Options)) *env {
 			f(o)
 		}
 	})
+	nc, err := nats.Connect(e.ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	if e.inspect, err = OpenStore(context.Background(), js, "PIPEDRIVE_COMPANIES", 1, e.m.opts.StateKey); err != nil {
+		t.Fatal(err)
+	}
 	return e
 }
 
@@ -152,7 +164,7 @@ func (e *env) reconcile(id int64) result {
 
 func (e *env) company(id int64) *Company {
 	e.t.Helper()
-	c, err := e.m.store.Get(context.Background(), id)
+	c, err := e.inspect.Get(context.Background(), id)
 	if err != nil {
 		e.t.Fatal(err)
 	}
