@@ -21,6 +21,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/config"
+	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive/pipedrivetest"
 )
 
 // testEnv is the defaults a user gets from `go run .`, moved to temporary
@@ -324,5 +325,101 @@ func TestCommands(t *testing.T) {
 				t.Errorf("stdout = %q, want it to contain %q", out.String(), tc.wantOut)
 			}
 		})
+	}
+}
+
+// TestManagedCompanies is the service with two API tokens against a fake
+// Pipedrive: two correct webhooks, drift repaired on demand, state in the
+// admin API, events accepted with each company's own credentials, and a
+// disconnected company's credentials refused at once.
+func TestManagedCompanies(t *testing.T) {
+	t.Parallel()
+	fake := pipedrivetest.NewServer(t)
+	fake.AddCompany(pipedrivetest.Company{ID: 9912345, APIToken: "tok-a", Domain: "acme"})
+	fake.AddCompany(pipedrivetest.Company{ID: 777, APIToken: "tok-b", Domain: "other"})
+	env := testEnv(t)
+	env["PIPEDRIVE_API_URL"] = fake.URL()
+	env["PIPEDRIVE_API_TOKENS"] = "tok-a,tok-b"
+	env["PUBLIC_URL"] = "https://hooks.example.com"
+	env["ADMIN_TOKEN"] = "admin-secret"
+	delete(env, "WEBHOOK_USER")
+	delete(env, "WEBHOOK_PASSWORD")
+	a, _ := startApp(t, env)
+	admin := func(method, path string) (int, string) {
+		req, _ := http.NewRequest(method, "http://"+a.ops.Addr().String()+path, nil)
+		req.Header.Set("Authorization", "Bearer admin-secret")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	type company struct {
+		CompanyID int64  `json:"company_id"`
+		State     string `json:"state"`
+		WebhookID int64  `json:"webhook_id"`
+	}
+	list := func() map[int64]company {
+		_, body := admin("GET", "/admin/companies")
+		var out struct{ Companies []company }
+		json.Unmarshal([]byte(body), &out)
+		m := map[int64]company{}
+		for _, c := range out.Companies {
+			m[c.CompanyID] = c
+		}
+		return m
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for cs := list(); len(cs) != 2 || cs[9912345].State != "ok" || cs[777].State != "ok"; cs = list() {
+		if time.Now().After(deadline) {
+			t.Fatalf("companies not reconciled: %+v", cs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, id := range []int64{9912345, 777} {
+		hooks := fake.Webhooks(id)
+		if len(hooks) != 1 || hooks[0].SubscriptionURL != fmt.Sprintf("https://hooks.example.com/webhooks/pipedrive/%d", id) || hooks[0].Version != "2.0" {
+			t.Fatalf("company %d webhooks: %v", id, hooks)
+		}
+	}
+	// Pipedrive delivers with the credentials it was given.
+	hook := fake.Webhooks(9912345)[0]
+	body, _ := os.ReadFile("testdata/v2-change-deal.json")
+	deliver := func(user, pass string) int {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+a.ingress.Addr().String()+"/webhooks/pipedrive/9912345", bytes.NewReader(body))
+		req.SetBasicAuth(user, pass)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := deliver(hook.HTTPAuthUser, hook.HTTPAuthPassword); got != http.StatusOK {
+		t.Fatalf("delivery with the registered credentials: %d", got)
+	}
+	other := fake.Webhooks(777)[0]
+	if got := deliver(other.HTTPAuthUser, other.HTTPAuthPassword); got != http.StatusUnauthorized {
+		t.Errorf("delivery with another company's credentials: %d, want 401", got)
+	}
+	// Drift: deleted behind our back, repaired by an on-demand reconcile.
+	fake.DeleteBehindBack(hook.ID)
+	if status, body := admin("POST", "/admin/companies/9912345/reconcile"); status != 200 || !strings.Contains(body, `"state":"ok"`) {
+		t.Fatalf("reconcile: %d %s", status, body)
+	}
+	if hooks := fake.Webhooks(9912345); len(hooks) != 1 || hooks[0].ID == hook.ID {
+		t.Fatalf("not repaired: %v", hooks)
+	}
+	hook = fake.Webhooks(9912345)[0]
+	if status, _ := admin("DELETE", "/admin/companies/9912345"); status != http.StatusNoContent {
+		t.Fatalf("delete: %d", status)
+	}
+	if got := deliver(hook.HTTPAuthUser, hook.HTTPAuthPassword); got != http.StatusUnauthorized {
+		t.Errorf("delivery after disconnect: %d, want 401", got)
+	}
+	if n := len(fake.Webhooks(9912345)); n != 0 {
+		t.Errorf("%d webhooks left after disconnect", n)
 	}
 }
