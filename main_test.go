@@ -21,6 +21,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/config"
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/service"
 	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive/pipedrivetest"
 )
 
@@ -46,19 +47,19 @@ func (w tWriter) Write(p []byte) (int, error) {
 
 // startApp runs the whole service as `serve` would and returns it with a
 // function that stops it and returns run's error.
-func startApp(t *testing.T, env map[string]string) (*app, func() error) {
+func startApp(t *testing.T, env map[string]string) (*service.Service, func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg, err := config.Load(ctx, envconfig.MapLookuper(env))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := newApp(ctx, cfg, slog.New(slog.NewTextHandler(tWriter{t}, nil)))
+	a, err := service.New(ctx, cfg, slog.New(slog.NewTextHandler(tWriter{t}, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- a.run(ctx) }()
+	go func() { errc <- a.Run(ctx) }()
 	var once sync.Once
 	var runErr error
 	stop := func() error {
@@ -94,7 +95,7 @@ func postEvent(url string, body []byte) (int, error) {
 func TestServeDefaults(t *testing.T) {
 	t.Parallel()
 	a, stop := startApp(t, testEnv(t))
-	ops := "http://" + a.ops.Addr().String()
+	ops := "http://" + a.OpsAddr().String()
 	for _, path := range []string{"/healthz", "/readyz"} {
 		resp, err := http.Get(ops + path)
 		if err != nil {
@@ -109,12 +110,12 @@ func TestServeDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	status, err := postEvent("http://"+a.ingress.Addr().String()+"/webhooks/pipedrive/9912345", body)
+	status, err := postEvent("http://"+a.IngressAddr().String()+"/webhooks/pipedrive/9912345", body)
 	if err != nil || status != http.StatusOK {
 		t.Fatalf("post: status %d, err %v", status, err)
 	}
 	// A consumer attaches to the embedded server over TCP, as the README says.
-	nc, err := nats.Connect(a.relay.ClientURL())
+	nc, err := nats.Connect(a.NATSURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +141,7 @@ func TestTail(t *testing.T) {
 	t.Parallel()
 	env := testEnv(t)
 	a, _ := startApp(t, env)
-	env["EMBEDDED_NATS_LISTEN"] = strings.TrimPrefix(a.relay.ClientURL(), "nats://")
+	env["EMBEDDED_NATS_LISTEN"] = strings.TrimPrefix(a.NATSURL(), "nats://")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pr, pw := io.Pipe()
@@ -150,7 +151,7 @@ func TestTail(t *testing.T) {
 	}()
 
 	body, _ := os.ReadFile("testdata/v2-change-deal.json")
-	url := "http://" + a.ingress.Addr().String() + "/webhooks/pipedrive/9912345"
+	url := "http://" + a.IngressAddr().String() + "/webhooks/pipedrive/9912345"
 	lines := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -193,7 +194,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 	t.Parallel()
 	env := testEnv(t)
 	a, stop := startApp(t, env)
-	url := "http://" + a.ingress.Addr().String() + "/webhooks/pipedrive/9912345"
+	url := "http://" + a.IngressAddr().String() + "/webhooks/pipedrive/9912345"
 	template, _ := os.ReadFile("testdata/v2-change-deal.json")
 
 	var mu sync.Mutex
@@ -346,7 +347,7 @@ func TestManagedCompanies(t *testing.T) {
 	delete(env, "WEBHOOK_PASSWORD")
 	a, _ := startApp(t, env)
 	admin := func(method, path string) (int, string) {
-		req, _ := http.NewRequest(method, "http://"+a.ops.Addr().String()+path, nil)
+		req, _ := http.NewRequest(method, "http://"+a.OpsAddr().String()+path, nil)
 		req.Header.Set("Authorization", "Bearer admin-secret")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -388,7 +389,7 @@ func TestManagedCompanies(t *testing.T) {
 	hook := fake.Webhooks(9912345)[0]
 	body, _ := os.ReadFile("testdata/v2-change-deal.json")
 	deliver := func(user, pass string) int {
-		req, _ := http.NewRequest(http.MethodPost, "http://"+a.ingress.Addr().String()+"/webhooks/pipedrive/9912345", bytes.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, "http://"+a.IngressAddr().String()+"/webhooks/pipedrive/9912345", bytes.NewReader(body))
 		req.SetBasicAuth(user, pass)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -4,19 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
-	"strings"
-	"time"
 
 	"github.com/sethvargo/go-envconfig"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/config"
-	"github.com/pipedrive-gateway/pipedrive-gateway/gateway"
-	"github.com/pipedrive-gateway/pipedrive-gateway/internal/serving"
-	"github.com/pipedrive-gateway/pipedrive-gateway/relay"
-	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions"
-	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive"
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/service"
 )
 
 func runServe(ctx context.Context, args []string, env envconfig.Lookuper, stderr io.Writer) error {
@@ -30,121 +22,9 @@ func runServe(ctx context.Context, args []string, env envconfig.Lookuper, stderr
 	}
 	log := cfg.Log.NewLogger(stderr)
 	log.Info("starting", "version", versionString())
-	a, err := newApp(ctx, cfg, log)
+	svc, err := service.New(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	return a.run(ctx)
-}
-
-// app is the wired service: relay, ingress and ops listener.
-type app struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	relay   *relay.Relay
-	subs    *subscriptions.Manager
-	ingress *serving.Server
-	ops     *serving.Server
-}
-
-// newApp starts NATS (embedded or connected), binds both listeners and
-// returns the app ready to run. On error everything started is stopped.
-func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *app, err error) {
-	a = &app{cfg: cfg, log: log}
-	defer func() {
-		if err != nil {
-			a.close()
-		}
-	}()
-	a.relay, err = relay.New(ctx, cfg, log.With("component", "relay"))
-	if err != nil {
-		return nil, err
-	}
-	a.subs, err = newSubscriptions(ctx, cfg, a.relay, log.With("component", "subscriptions"))
-	if err != nil {
-		return nil, err
-	}
-	gw := gateway.New(gateway.Options{
-		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes.N,
-		StaticUser:     cfg.HTTP.WebhookUser,
-		StaticPassword: cfg.HTTP.WebhookPassword,
-	}, a.relay, a.subs.Credentials(), log.With("component", "gateway"))
-	a.subs.RegisterOAuth(gw.Echo())
-	a.ingress, err = serving.Listen("ingress", cfg.HTTP.Addr, gw, serving.Options{
-		// Long enough for the slowest publish plus reading a large body.
-		WriteTimeout: cfg.Stream.PublishTimeout.D + 10*time.Second,
-	}, log)
-	if err != nil {
-		return nil, err
-	}
-	ops := gateway.NewOps(func(ctx context.Context) error {
-		if err := a.relay.Ready(ctx); err != nil {
-			return err
-		}
-		return a.subs.Ready(ctx)
-	}, log.With("component", "ops"))
-	a.subs.RegisterAdmin(ops)
-	a.ops, err = serving.Listen("ops", cfg.HTTP.OpsAddr, ops, serving.Options{}, log)
-	if err != nil {
-		return nil, err
-	}
-	return a, nil
-}
-
-// run serves until ctx ends, then shuts down in reverse order: the HTTP
-// servers drain their in-flight requests (each acked or failed), then the
-// NATS connection drains and the embedded server stops.
-func (a *app) run(ctx context.Context) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return a.ingress.Run(gctx) })
-	g.Go(func() error { return a.ops.Run(gctx) })
-	g.Go(func() error { return a.relay.Run(gctx) })
-	g.Go(func() error { return a.subs.Run(gctx) })
-	err := g.Wait()
-	a.close()
-	if err != nil {
-		return err
-	}
-	a.log.Info("stopped")
-	return nil
-}
-
-// newSubscriptions opens the company store and the lease with the state
-// key: STATE_KEY, or with the embedded default a key kept in DATA_DIR.
-func newSubscriptions(ctx context.Context, cfg *config.Config, r *relay.Relay, log *slog.Logger) (*subscriptions.Manager, error) {
-	key := cfg.Admin.StateKey.Bytes()
-	if !cfg.Admin.StateKey.Set() {
-		var err error
-		if key, err = subscriptions.LoadOrCreateKey(cfg.NATS.DataDir, log); err != nil {
-			return nil, err
-		}
-	}
-	api := pipedrive.New(pipedrive.Options{
-		APIURL:       cfg.Pipedrive.APIURL,
-		OAuthURL:     cfg.Pipedrive.OAuthURL,
-		ClientID:     cfg.Pipedrive.ClientID,
-		ClientSecret: cfg.Pipedrive.ClientSecret,
-	})
-	if cfg.HTTP.PublicURL == "" {
-		log.Warn("PUBLIC_URL is not set: webhooks cannot be registered; events from hand-made webhooks are still relayed")
-	}
-	return subscriptions.New(ctx, subscriptions.Options{
-		PublicURL:      strings.TrimRight(cfg.HTTP.PublicURL, "/"),
-		WebhookName:    cfg.Pipedrive.WebhookName,
-		ResyncInterval: cfg.Pipedrive.ResyncInterval.D,
-		APITokens:      cfg.Pipedrive.APITokens,
-		AdminToken:     cfg.Admin.Token,
-		OAuthEnabled:   cfg.Pipedrive.OAuthEnabled(),
-		StreamName:     cfg.Stream.Name,
-		Replicas:       cfg.Stream.Replicas.V,
-		StateKey:       key,
-	}, r.Conn(), r.JetStream(), api, log)
-}
-
-func (a *app) close() {
-	if a.relay != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		a.relay.Close(ctx)
-	}
+	return svc.Run(ctx)
 }
