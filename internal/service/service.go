@@ -30,6 +30,22 @@ type Service struct {
 	ops     *serving.Server
 }
 
+// Option tunes what the environment does not set; tests use them to make
+// faults happen within seconds.
+type Option func(*options)
+
+type options struct {
+	apiTimeout time.Duration
+	leaseTTL   time.Duration
+}
+
+// WithPipedriveTimeout sets the timeout of each Pipedrive API request
+// (default 15s).
+func WithPipedriveTimeout(d time.Duration) Option { return func(o *options) { o.apiTimeout = d } }
+
+// WithLeaseTTL sets the leader lease TTL (default 15s).
+func WithLeaseTTL(d time.Duration) Option { return func(o *options) { o.leaseTTL = d } }
+
 // IngressAddr is the bound webhook listener.
 func (a *Service) IngressAddr() net.Addr { return a.ingress.Addr() }
 
@@ -42,7 +58,11 @@ func (a *Service) NATSURL() string { return a.relay.ClientURL() }
 
 // New starts NATS (embedded or connected), binds both listeners and
 // returns the service ready to run. On error everything started is stopped.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *Service, err error) {
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (a *Service, err error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
 	a = &Service{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
@@ -53,7 +73,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (a *Service,
 	if err != nil {
 		return nil, err
 	}
-	a.subs, err = newSubscriptions(ctx, cfg, a.relay, log.With("component", "subscriptions"))
+	a.subs, err = newSubscriptions(ctx, cfg, a.relay, o, log.With("component", "subscriptions"))
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +124,7 @@ func (a *Service) Run(ctx context.Context) error {
 
 // newSubscriptions opens the company store and the lease with the state
 // key: STATE_KEY, or with the embedded default a key kept in DATA_DIR.
-func newSubscriptions(ctx context.Context, cfg *config.Config, r *relay.Relay, log *slog.Logger) (*subscriptions.Manager, error) {
+func newSubscriptions(ctx context.Context, cfg *config.Config, r *relay.Relay, o options, log *slog.Logger) (*subscriptions.Manager, error) {
 	key := cfg.Admin.StateKey.Bytes()
 	if !cfg.Admin.StateKey.Set() {
 		var err error
@@ -117,6 +137,7 @@ func newSubscriptions(ctx context.Context, cfg *config.Config, r *relay.Relay, l
 		OAuthURL:     cfg.Pipedrive.OAuthURL,
 		ClientID:     cfg.Pipedrive.ClientID,
 		ClientSecret: cfg.Pipedrive.ClientSecret,
+		Timeout:      o.apiTimeout,
 	})
 	if cfg.HTTP.PublicURL == "" {
 		log.Warn("PUBLIC_URL is not set: webhooks cannot be registered; events from hand-made webhooks are still relayed")
@@ -131,6 +152,7 @@ func newSubscriptions(ctx context.Context, cfg *config.Config, r *relay.Relay, l
 		StreamName:     cfg.Stream.Name,
 		Replicas:       cfg.Stream.Replicas.V,
 		StateKey:       key,
+		LeaseTTL:       o.leaseTTL,
 	}, r.Conn(), r.JetStream(), api, log)
 }
 
