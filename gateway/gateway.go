@@ -11,6 +11,10 @@ import (
 	"sync"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/relay"
 )
@@ -32,6 +36,10 @@ type Options struct {
 	// StaticUser and StaticPassword, when set, are accepted for any company
 	// that has no credentials of its own (webhooks made by hand).
 	StaticUser, StaticPassword string
+	// Telemetry; nil values mean no-op.
+	Tracer     trace.TracerProvider
+	Meter      metric.MeterProvider
+	Propagator propagation.TextMapPropagator
 }
 
 // Gateway serves POST /webhooks/pipedrive/{company_id}.
@@ -42,6 +50,10 @@ type Gateway struct {
 	log   *slog.Logger
 	e     *echo.Echo
 	bufs  sync.Pool
+
+	tracer  trace.Tracer
+	prop    propagation.TextMapPropagator
+	metrics *metrics
 }
 
 // WebhookPath is the route template of the ingress.
@@ -49,7 +61,14 @@ const WebhookPath = "/webhooks/pipedrive/:company_id"
 
 // New builds the gateway. creds may be nil (static credentials only).
 func New(opts Options, pub Publisher, creds Credentials, log *slog.Logger) *Gateway {
-	g := &Gateway{opts: opts, pub: pub, creds: creds, log: log}
+	g := &Gateway{opts: opts, pub: pub, creds: creds, log: log, metrics: newMetrics(opts.Meter), prop: opts.Propagator}
+	if opts.Tracer == nil {
+		opts.Tracer = tracenoop.NewTracerProvider()
+	}
+	if g.prop == nil {
+		g.prop = propagation.TraceContext{}
+	}
+	g.tracer = opts.Tracer.Tracer("github.com/pipedrive-gateway/pipedrive-gateway/gateway")
 	g.e = NewEcho(log)
 	g.e.POST(WebhookPath, g.handleWebhook)
 	return g

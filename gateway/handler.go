@@ -8,8 +8,13 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // answer is the small JSON body sent to Pipedrive on success.
@@ -18,53 +23,119 @@ type answer struct {
 	Duplicate bool   `json:"duplicate,omitempty"`
 }
 
+// spanName is the server span's name: the route template, never the raw path.
+const spanName = "POST /webhooks/pipedrive/{company_id}"
+
 func (g *Gateway) handleWebhook(c echo.Context) error {
 	req := c.Request()
 	companyID := c.Param("company_id")
+	ctx := g.prop.Extract(req.Context(), propagation.HeaderCarrier(req.Header))
+	ctx, span := g.tracer.Start(ctx, spanName, trace.WithSpanKind(trace.SpanKindServer))
+	defer span.End()
+	c.SetRequest(req.WithContext(ctx))
+
+	status, err := g.serveWebhook(ctx, c, span, companyID)
+	g.metrics.status(ctx, status)
+	if span.IsRecording() {
+		span.SetAttributes(
+			attribute.String("http.request.method", http.MethodPost),
+			attribute.String("http.route", "/webhooks/pipedrive/{company_id}"),
+			attribute.Int("http.response.status_code", status),
+			attribute.String("pipedrive.company_id", companyID),
+		)
+		if status >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(status))
+		}
+	}
+	return err
+}
+
+// serveWebhook does the work and returns the status it answered.
+func (g *Gateway) serveWebhook(ctx context.Context, c echo.Context, span trace.Span, companyID string) (int, error) {
+	req := c.Request()
 	if !numericID(companyID) {
-		return echo.NewHTTPError(http.StatusNotFound, "company id must be numeric")
+		g.metrics.reject(ctx, "not_found")
+		return http.StatusNotFound, echo.NewHTTPError(http.StatusNotFound, "company id must be numeric")
 	}
 	// Credentials first: an unauthenticated caller never makes us read a body.
 	if !g.authorize(req, companyID) {
 		c.Response().Header().Set("WWW-Authenticate", `Basic realm="pipedrive-gateway"`)
-		g.log.Info("webhook rejected", "company_id", companyID, "status", http.StatusUnauthorized, "reason", "bad credentials")
-		return echo.NewHTTPError(http.StatusUnauthorized, "missing or wrong credentials")
+		g.reject(ctx, span, companyID, "unauthorized", http.StatusUnauthorized, "bad credentials")
+		return http.StatusUnauthorized, echo.NewHTTPError(http.StatusUnauthorized, "missing or wrong credentials")
 	}
 	if req.ContentLength > g.opts.MaxBodyBytes {
-		return g.tooLarge(companyID)
+		return g.tooLarge(ctx, span, companyID)
 	}
 	buf := g.getBuf()
 	defer g.bufs.Put(buf)
 	n, err := buf.ReadFrom(io.LimitReader(req.Body, g.opts.MaxBodyBytes+1))
 	if err != nil {
-		return echo.NewHTTPError(http.StatusBadRequest, "failed to read body: "+err.Error())
+		g.reject(ctx, span, companyID, "invalid_payload", http.StatusBadRequest, "unreadable body")
+		return http.StatusBadRequest, echo.NewHTTPError(http.StatusBadRequest, "failed to read body: "+err.Error())
 	}
 	if n > g.opts.MaxBodyBytes {
-		return g.tooLarge(companyID)
+		return g.tooLarge(ctx, span, companyID)
 	}
+	g.metrics.size.Record(ctx, n)
 	ev, err := Parse(buf.Bytes(), companyID)
 	if err != nil {
-		g.log.Info("webhook rejected", "company_id", companyID, "status", http.StatusBadRequest, "reason", err.Error())
-		return echo.NewHTTPError(http.StatusBadRequest, err.Error())
+		reason := "invalid_payload"
+		var mismatch *CompanyMismatchError
+		if errors.As(err, &mismatch) {
+			reason = "company_mismatch"
+		}
+		g.reject(ctx, span, companyID, reason, http.StatusBadRequest, err.Error())
+		return http.StatusBadRequest, echo.NewHTTPError(http.StatusBadRequest, err.Error())
+	}
+	pair := g.metrics.pair(ev.Action, ev.Object)
+	g.metrics.received.Add(ctx, 1, pair.plain)
+	if ev.Attempt == 2 {
+		g.metrics.retry(companyID, time.Now())
+	}
+	if span.IsRecording() {
+		span.SetAttributes(
+			attribute.String("pipedrive.action", ev.Action),
+			attribute.String("pipedrive.object", ev.Object),
+			attribute.String("pipedrive.event_id", ev.ID),
+			attribute.Int("pipedrive.attempt", ev.Attempt),
+		)
 	}
 	// The publish outlives a client that hangs up: either JetStream gets the
 	// event or it does not, never half.
-	ack, err := g.pub.Publish(context.WithoutCancel(req.Context()), ev)
+	start := time.Now()
+	ack, err := g.pub.Publish(context.WithoutCancel(ctx), ev)
+	took := time.Since(start)
 	if err != nil {
-		g.log.Warn("publish failed", "company_id", companyID, "event_id", ev.ID,
+		g.metrics.failedEvent(ctx, pair, took)
+		span.SetAttributes(attribute.String("pipedrive.outcome", "failed"))
+		g.log.WarnContext(ctx, "publish failed", "company_id", companyID, "event_id", ev.ID,
 			"action", ev.Action, "object", ev.Object, "error", err)
-		return echo.NewHTTPError(http.StatusServiceUnavailable, "event not stored, retry later")
+		return http.StatusServiceUnavailable, echo.NewHTTPError(http.StatusServiceUnavailable, "event not stored, retry later")
 	}
-	if g.log.Enabled(req.Context(), slog.LevelDebug) {
-		g.log.Debug("event published", "company_id", companyID, "event_id", ev.ID, "action", ev.Action,
+	g.metrics.publishedEvent(ctx, pair, ack.Duplicate, took)
+	if span.IsRecording() {
+		outcome := "published"
+		if ack.Duplicate {
+			outcome = "duplicate"
+		}
+		span.SetAttributes(attribute.String("pipedrive.outcome", outcome))
+	}
+	if g.log.Enabled(ctx, slog.LevelDebug) {
+		g.log.DebugContext(ctx, "event published", "company_id", companyID, "event_id", ev.ID, "action", ev.Action,
 			"object", ev.Object, "attempt", ev.Attempt, "seq", ack.Sequence, "duplicate", ack.Duplicate)
 	}
-	return c.JSON(http.StatusOK, answer{Status: "ok", Duplicate: ack.Duplicate})
+	return http.StatusOK, c.JSON(http.StatusOK, answer{Status: "ok", Duplicate: ack.Duplicate})
 }
 
-func (g *Gateway) tooLarge(companyID string) error {
-	g.log.Info("webhook rejected", "company_id", companyID, "status", http.StatusRequestEntityTooLarge)
-	return echo.NewHTTPError(http.StatusRequestEntityTooLarge,
+func (g *Gateway) reject(ctx context.Context, span trace.Span, companyID, reason string, status int, detail string) {
+	g.metrics.reject(ctx, reason)
+	span.SetAttributes(attribute.String("pipedrive.outcome", "rejected"))
+	g.log.InfoContext(ctx, "webhook rejected", "company_id", companyID, "status", status, "reason", detail)
+}
+
+func (g *Gateway) tooLarge(ctx context.Context, span trace.Span, companyID string) (int, error) {
+	g.reject(ctx, span, companyID, "too_large", http.StatusRequestEntityTooLarge, "body too large")
+	return http.StatusRequestEntityTooLarge, echo.NewHTTPError(http.StatusRequestEntityTooLarge,
 		"body larger than MAX_BODY_BYTES ("+strconv.FormatInt(g.opts.MaxBodyBytes, 10)+" bytes)")
 }
 
@@ -86,53 +157,4 @@ func numericID(s string) bool {
 		}
 	}
 	return true
-}
-
-// errorBody is every error answer: a stable code and a message for humans.
-type errorBody struct {
-	Error   string `json:"error"`
-	Message string `json:"message"`
-}
-
-var codes = map[int]string{
-	http.StatusBadRequest:            "invalid_payload",
-	http.StatusUnauthorized:          "unauthorized",
-	http.StatusForbidden:             "forbidden",
-	http.StatusNotFound:              "not_found",
-	http.StatusMethodNotAllowed:      "method_not_allowed",
-	http.StatusRequestEntityTooLarge: "body_too_large",
-	http.StatusServiceUnavailable:    "unavailable",
-}
-
-// NewEcho returns an echo router whose errors are small JSON bodies.
-func NewEcho(log *slog.Logger) *echo.Echo {
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = func(err error, c echo.Context) {
-		if c.Response().Committed {
-			return
-		}
-		status, msg := http.StatusInternalServerError, "internal error"
-		var he *echo.HTTPError
-		if errors.As(err, &he) {
-			status = he.Code
-			if m, ok := he.Message.(string); ok {
-				msg = m
-			} else {
-				msg = http.StatusText(status)
-			}
-		} else {
-			log.Error("unhandled error", "path", c.Path(), "error", err)
-		}
-		code, ok := codes[status]
-		if !ok {
-			code = "error"
-		}
-		if c.Request().Method == http.MethodHead {
-			_ = c.NoContent(status)
-			return
-		}
-		_ = c.JSON(status, errorBody{Error: code, Message: msg})
-	}
-	return e
 }

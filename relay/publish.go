@@ -9,6 +9,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Event is one Pipedrive event ready to publish. The gateway fills it from
@@ -52,22 +56,67 @@ func (r *Relay) Subject(ev *Event) string {
 // with an error wrapping ErrUnavailable once PUBLISH_TIMEOUT has passed or
 // NATS cannot take the message.
 func (r *Relay) Publish(ctx context.Context, ev *Event) (Ack, error) {
+	subject := r.Subject(ev)
+	ctx, span := r.tracer.Start(ctx, "publish "+subject, trace.WithSpanKind(trace.SpanKindProducer))
+	defer span.End()
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout.D)
 	defer cancel()
 	msg := &nats.Msg{
-		Subject: r.Subject(ev),
+		Subject: subject,
 		Data:    ev.Body,
 		Header:  Headers(ev),
 	}
+	// The consumer continues the trace from these headers.
+	r.prop.Inject(ctx, headerCarrier(msg.Header))
+	if span.IsRecording() {
+		span.SetAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.operation.type", "send"),
+			attribute.String("messaging.operation.name", "publish"),
+			attribute.String("messaging.destination.name", subject),
+			attribute.String("messaging.message.id", ev.ID),
+			attribute.Int("messaging.message.body.size", len(ev.Body)),
+		)
+	}
 	ack, err := r.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(r.cfg.Name))
 	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "publish failed")
 		if errors.Is(err, nats.ErrMaxPayload) {
 			return Ack{}, fmt.Errorf("event too large for NATS: %w", err)
 		}
 		return Ack{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int64("messaging.nats.stream.sequence", int64(ack.Sequence)), attribute.Bool("messaging.nats.duplicate", ack.Duplicate))
+	}
 	return Ack{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
 }
+
+// headerCarrier lets the propagator write NATS headers with their exact,
+// lower-case W3C names (nats.Header is case-sensitive).
+type headerCarrier nats.Header
+
+func (h headerCarrier) Get(key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (h headerCarrier) Set(key, value string) { h[key] = []string{value} }
+
+func (h headerCarrier) Keys() []string {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// HeaderCarrier adapts NATS headers for propagators, for consumers that
+// continue the trace: prop.Extract(ctx, relay.HeaderCarrier(msg.Headers())).
+func HeaderCarrier(h nats.Header) propagation.TextMapCarrier { return headerCarrier(h) }
 
 // Headers builds the binary CloudEvents headers plus the Pipedrive specifics.
 // Nats-Msg-Id is added by the publish itself.

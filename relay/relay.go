@@ -15,6 +15,9 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/config"
 )
@@ -38,18 +41,38 @@ type Relay struct {
 	// probe, start-up loop) from racing each other.
 	ensureMu sync.Mutex
 	fatal    chan error
+
+	tracer trace.Tracer
+	prop   propagation.TextMapPropagator
+}
+
+// Option configures optional parts of the relay.
+type Option func(*Relay)
+
+// WithTracing makes Publish create a producer span and inject its context
+// into the message headers (traceparent, tracestate).
+func WithTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) Option {
+	return func(r *Relay) {
+		r.tracer = tp.Tracer("github.com/pipedrive-gateway/pipedrive-gateway/relay")
+		r.prop = prop
+	}
 }
 
 // New starts the embedded server when cfg.NATS.URL is empty, connects, and
 // tries once to create or update the stream. With an external server that is
 // not reachable yet, New still succeeds: the connection keeps retrying and
 // Run finishes the set-up; until then Ready reports why it is not ready.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Relay, error) {
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, options ...Option) (*Relay, error) {
 	r := &Relay{
 		cfg:    cfg.Stream,
 		maxMsg: cfg.HTTP.MaxBodyBytes.N + config.HeaderReserve,
 		log:    log,
 		fatal:  make(chan error, 1),
+		tracer: tracenoop.NewTracerProvider().Tracer(""),
+		prop:   propagation.TraceContext{},
+	}
+	for _, o := range options {
+		o(r)
 	}
 	opts := r.connOptions(cfg.NATS)
 	url := cfg.NATS.URL

@@ -138,6 +138,7 @@ func (m *Manager) Disconnect(ctx context.Context, id int64) error {
 
 // disconnect is the leader's job for Disconnect.
 func (m *Manager) disconnect(ctx context.Context, id int64) result {
+	ctx = withCompany(ctx, id)
 	c, err := m.store.Get(ctx, id)
 	if errors.Is(err, ErrUnknownCompany) {
 		return result{gone: true}

@@ -16,6 +16,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive"
@@ -40,6 +42,7 @@ type Options struct {
 	ReplicaID string
 	Clock     Clock
 	Metrics   Metrics
+	Tracer    trace.TracerProvider
 }
 
 // Manager runs the subscription side.
@@ -66,6 +69,9 @@ func New(ctx context.Context, opts Options, nc *nats.Conn, js jetstream.JetStrea
 	if opts.Metrics == nil {
 		opts.Metrics = noMetrics{}
 	}
+	if opts.Tracer == nil {
+		opts.Tracer = tracenoop.NewTracerProvider()
+	}
 	if opts.ReplicaID == "" {
 		host, _ := os.Hostname()
 		opts.ReplicaID = host + "-" + randomHex(4)
@@ -82,7 +88,8 @@ func New(ctx context.Context, opts Options, nc *nats.Conn, js jetstream.JetStrea
 	m.cache = NewCache(store, log)
 	m.rec = &reconciler{
 		store: store, api: api, publicURL: opts.PublicURL, name: opts.WebhookName,
-		now: opts.Clock.Now, log: log,
+		now: opts.Clock.Now, log: log, metrics: opts.Metrics,
+		tracer:  opts.Tracer.Tracer("github.com/pipedrive-gateway/pipedrive-gateway/subscriptions"),
 		observe: func(res result, d time.Duration) { opts.Metrics.Reconciled(res.outcome(), d) },
 	}
 	m.sched = newScheduler(opts.Clock, opts.ResyncInterval, m.rec.reconcile)
@@ -148,13 +155,10 @@ func (m *Manager) syncSchedule(ctx context.Context) {
 		}
 		return
 	}
-	states := map[string]int{StateOK: 0, StatePending: 0, StateError: 0}
 	for i, c := range companies {
 		m.sched.Ensure(c.ID, time.Duration(i)*100*time.Millisecond)
-		states[c.Status.State]++
-		m.opts.Metrics.CompanyWebhook(c)
 	}
-	m.opts.Metrics.WebhookStates(states)
+	m.opts.Metrics.Companies(companies)
 }
 
 func randomHex(n int) string {

@@ -7,6 +7,10 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive"
 )
 
@@ -27,6 +31,8 @@ type reconciler struct {
 	now       func() time.Time
 	log       *slog.Logger
 	observe   func(result, time.Duration)
+	metrics   Metrics
+	tracer    trace.Tracer
 }
 
 // result of one run, for the scheduler.
@@ -52,8 +58,15 @@ func WebhookURL(publicURL string, companyID int64) string {
 // reconcile reads the company and its webhooks fresh, applies the plan and
 // records the outcome on the company.
 func (r *reconciler) reconcile(ctx context.Context, id int64) (res result) {
+	ctx = withCompany(ctx, id)
+	ctx, span := r.tracer.Start(ctx, "reconcile company", trace.WithAttributes(attribute.Int64("pipedrive.company_id", id)))
 	start := r.now()
 	defer func() {
+		span.SetAttributes(attribute.String("pipedrive.reconcile.result", res.outcome()), attribute.Int("pipedrive.reconcile.writes", res.writes))
+		if res.err != nil {
+			span.SetStatus(codes.Error, res.err.Error())
+		}
+		span.End()
 		if r.observe != nil {
 			r.observe(res, r.now().Sub(start))
 		}
@@ -103,14 +116,14 @@ func (r *reconciler) apply(ctx context.Context, c *Company) result {
 			res.writes++
 			kept = &w
 			c.WebhookID = w.ID
-			r.log.Info("webhook created", "company_id", c.ID, "webhook_id", w.ID, "reason", a.Reason)
+			r.log.InfoContext(ctx, "webhook created", "company_id", c.ID, "webhook_id", w.ID, "reason", a.Reason)
 		case actDelete:
 			err := r.api.DeleteWebhook(ctx, c.Domain, c.Credentials(), a.ID)
 			res.writes++
 			if err != nil && !errors.Is(err, pipedrive.ErrNotFound) { // 404: already gone
 				return classify(fmt.Errorf("failed to delete webhook %d: %w", a.ID, err))
 			}
-			r.log.Info("webhook deleted", "company_id", c.ID, "webhook_id", a.ID, "reason", a.Reason)
+			r.log.InfoContext(ctx, "webhook deleted", "company_id", c.ID, "webhook_id", a.ID, "reason", a.Reason)
 		}
 	}
 	if kept != nil {
@@ -150,7 +163,7 @@ func (r *reconciler) freshToken(ctx context.Context, c *Company) error {
 	if err := r.store.Update(ctx, c); err != nil {
 		return fmt.Errorf("failed to store the refreshed token: %w", err)
 	}
-	r.log.Info("OAuth token refreshed", "company_id", c.ID, "expires_at", tok.ExpiresAt)
+	r.log.InfoContext(ctx, "OAuth token refreshed", "company_id", c.ID, "expires_at", tok.ExpiresAt)
 	return nil
 }
 
@@ -188,7 +201,7 @@ func (r *reconciler) record(ctx context.Context, c *Company, res result) {
 	c.Status.LastReconcile = &now
 	if res.err != nil {
 		c.Status.State, c.Status.LastError = StateError, res.err.Error()
-		r.log.Warn("reconcile failed", "company_id", c.ID, "error", res.err, "permanent", res.permanent)
+		r.log.WarnContext(ctx, "reconcile failed", "company_id", c.ID, "error", res.err, "permanent", res.permanent)
 	} else {
 		c.Status.State, c.Status.LastError = StateOK, ""
 	}
@@ -202,6 +215,9 @@ func (r *reconciler) record(ctx context.Context, c *Company, res result) {
 		})
 	}
 	if err != nil && !errors.Is(err, ErrUnknownCompany) {
-		r.log.Error("failed to record reconcile result", "company_id", c.ID, "error", err)
+		r.log.ErrorContext(ctx, "failed to record reconcile result", "company_id", c.ID, "error", err)
+	}
+	if r.metrics != nil {
+		r.metrics.Company(c)
 	}
 }

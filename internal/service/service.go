@@ -9,11 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/config"
 	"github.com/pipedrive-gateway/pipedrive-gateway/gateway"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/serving"
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/telemetry"
 	"github.com/pipedrive-gateway/pipedrive-gateway/relay"
 	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions"
 	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive"
@@ -37,7 +39,12 @@ type Option func(*options)
 type options struct {
 	apiTimeout time.Duration
 	leaseTTL   time.Duration
+	tel        *telemetry.Telemetry
 }
+
+// WithTelemetry gives the service its tracer and meter providers (main
+// builds them from OTEL_*; tests use an in-memory span recorder).
+func WithTelemetry(t *telemetry.Telemetry) Option { return func(o *options) { o.tel = t } }
 
 // WithPipedriveTimeout sets the timeout of each Pipedrive API request
 // (default 15s).
@@ -63,13 +70,20 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	for _, f := range opts {
 		f(&o)
 	}
+	if o.tel == nil {
+		// No telemetry given: spans for propagation only, metrics served
+		// but not exported anywhere else.
+		if o.tel, err = telemetry.Setup(ctx, telemetry.Options{Getenv: func(string) string { return "" }}); err != nil {
+			return nil, err
+		}
+	}
 	a = &Service{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
 			a.close()
 		}
 	}()
-	a.relay, err = relay.New(ctx, cfg, log.With("component", "relay"))
+	a.relay, err = relay.New(ctx, cfg, log.With("component", "relay"), relay.WithTracing(o.tel.Tracer, o.tel.Propagator))
 	if err != nil {
 		return nil, err
 	}
@@ -81,6 +95,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes.N,
 		StaticUser:     cfg.HTTP.WebhookUser,
 		StaticPassword: cfg.HTTP.WebhookPassword,
+		Tracer:         o.tel.Tracer,
+		Meter:          o.tel.Meter,
+		Propagator:     o.tel.Propagator,
 	}, a.relay, a.subs.Credentials(), log.With("component", "gateway"))
 	a.subs.RegisterOAuth(gw.Echo())
 	a.ingress, err = serving.Listen("ingress", cfg.HTTP.Addr, gw, serving.Options{
@@ -97,6 +114,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		return a.subs.Ready(ctx)
 	}, log.With("component", "ops"))
 	a.subs.RegisterAdmin(ops)
+	ops.GET("/metrics", echo.WrapHandler(o.tel.Metrics))
 	a.ops, err = serving.Listen("ops", cfg.HTTP.OpsAddr, ops, serving.Options{}, log)
 	if err != nil {
 		return nil, err
@@ -132,7 +150,10 @@ func newSubscriptions(ctx context.Context, cfg *config.Config, r *relay.Relay, o
 			return nil, err
 		}
 	}
+	metrics := subscriptions.NewOTelMetrics(o.tel.Meter)
 	api := pipedrive.New(pipedrive.Options{
+		Tracer:       o.tel.Tracer,
+		OnResponse:   metrics.APIResponse,
 		APIURL:       cfg.Pipedrive.APIURL,
 		OAuthURL:     cfg.Pipedrive.OAuthURL,
 		ClientID:     cfg.Pipedrive.ClientID,
@@ -153,6 +174,8 @@ func newSubscriptions(ctx context.Context, cfg *config.Config, r *relay.Relay, o
 		Replicas:       cfg.Stream.Replicas.V,
 		StateKey:       key,
 		LeaseTTL:       o.leaseTTL,
+		Metrics:        metrics,
+		Tracer:         o.tel.Tracer,
 	}, r.Conn(), r.JetStream(), api, log)
 }
 

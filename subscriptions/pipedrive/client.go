@@ -12,6 +12,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"io"
 	"net/http"
 	"net/url"
@@ -62,7 +66,11 @@ type Options struct {
 	Timeout time.Duration
 	// OnResponse, when set, is called after every response (status 0 for a
 	// transport error) with the route template, e.g. RouteListWebhooks.
-	OnResponse func(route string, status int, rl RateLimit)
+	// ctx is the caller's, so that the hook can tell which company it was.
+	OnResponse func(ctx context.Context, route string, status int, rl RateLimit)
+	// Tracer, when set, makes a client span per call (route template,
+	// status; never a token).
+	Tracer trace.TracerProvider
 	// Now is the clock used for token expiry and Retry-After dates; default
 	// time.Now.
 	Now func() time.Time
@@ -76,8 +84,9 @@ type Client struct {
 	clientID     string
 	clientSecret string
 	timeout      time.Duration
-	onResponse   func(string, int, RateLimit)
+	onResponse   func(context.Context, string, int, RateLimit)
 	now          func() time.Time
+	tracer       trace.Tracer
 }
 
 // New returns a Client configured by opts.
@@ -109,6 +118,10 @@ func New(opts Options) *Client {
 	if c.now == nil {
 		c.now = time.Now
 	}
+	if opts.Tracer == nil {
+		opts.Tracer = tracenoop.NewTracerProvider()
+	}
+	c.tracer = opts.Tracer.Tracer("github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive")
 	return c
 }
 
@@ -135,7 +148,22 @@ type response struct {
 
 // do sends r within the per-request timeout and reads the whole body, so the
 // deadline also covers a server that stalls mid-body.
-func (c *Client) do(ctx context.Context, r request) (*response, error) {
+func (c *Client) do(ctx context.Context, r request) (_ *response, err error) {
+	ctx, span := c.tracer.Start(ctx, r.route, trace.WithSpanKind(trace.SpanKindClient))
+	status := 0
+	defer func() {
+		if span.IsRecording() {
+			method, tmpl, _ := strings.Cut(r.route, " ")
+			span.SetAttributes(attribute.String("http.request.method", method), attribute.String("http.route", tmpl))
+			if status != 0 {
+				span.SetAttributes(attribute.Int("http.response.status_code", status))
+			}
+			if err != nil {
+				span.SetStatus(codes.Error, err.Error()) // APIError messages carry no secrets
+			}
+		}
+		span.End()
+	}()
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 
@@ -163,12 +191,13 @@ func (c *Client) do(ctx context.Context, r request) (*response, error) {
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		c.observe(r.route, 0, noRateLimit())
+		c.observe(ctx, r.route, 0, noRateLimit())
 		return nil, transportError(r.route, 0, noRateLimit(), err)
 	}
 	defer resp.Body.Close()
 	rl := parseRateLimit(resp.Header)
-	c.observe(r.route, resp.StatusCode, rl)
+	status = resp.StatusCode
+	c.observe(ctx, r.route, resp.StatusCode, rl)
 
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
 	if err != nil {
@@ -180,9 +209,9 @@ func (c *Client) do(ctx context.Context, r request) (*response, error) {
 	return &response{status: resp.StatusCode, header: resp.Header, body: b, rl: rl}, nil
 }
 
-func (c *Client) observe(route string, status int, rl RateLimit) {
+func (c *Client) observe(ctx context.Context, route string, status int, rl RateLimit) {
 	if c.onResponse != nil {
-		c.onResponse(route, status, rl)
+		c.onResponse(ctx, route, status, rl)
 	}
 }
 

@@ -1,6 +1,7 @@
 package pipedrive_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -325,7 +326,7 @@ func TestOnResponse(t *testing.T) {
 	var mu sync.Mutex
 	var got []observed
 	var daily []int
-	f := newFixture(t, pipedrive.Options{OnResponse: func(route string, status int, rl pipedrive.RateLimit) {
+	f := newFixture(t, pipedrive.Options{OnResponse: func(_ context.Context, route string, status int, rl pipedrive.RateLimit) {
 		mu.Lock()
 		defer mu.Unlock()
 		got = append(got, observed{route, status})
@@ -375,7 +376,7 @@ func TestRateLimitHeaders(t *testing.T) {
 
 	var mu sync.Mutex
 	var got pipedrive.RateLimit
-	f := newFixture(t, pipedrive.Options{OnResponse: func(_ string, _ int, rl pipedrive.RateLimit) {
+	f := newFixture(t, pipedrive.Options{OnResponse: func(_ context.Context, _ string, _ int, rl pipedrive.RateLimit) {
 		mu.Lock()
 		defer mu.Unlock()
 		got = rl
