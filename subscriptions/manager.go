@@ -140,7 +140,7 @@ func (m *Manager) lead(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-m.opts.Clock.After(storeSync):
+		case <-m.opts.Clock.At(m.opts.Clock.Now().Add(storeSync)):
 		}
 	}
 }

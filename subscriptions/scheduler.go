@@ -10,13 +10,16 @@ import (
 // Clock is the time source of the scheduler; tests use a fake one.
 type Clock interface {
 	Now() time.Time
-	After(d time.Duration) <-chan time.Time
+	// At fires once the clock reaches t. An absolute time, not a duration,
+	// so that time passing between reading Now and arming the timer is not
+	// added to the wait.
+	At(t time.Time) <-chan time.Time
 }
 
 type realClock struct{}
 
-func (realClock) Now() time.Time                         { return time.Now() }
-func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+func (realClock) Now() time.Time                  { return time.Now() }
+func (realClock) At(t time.Time) <-chan time.Time { return time.After(time.Until(t)) }
 
 // Back-off after errors that may pass: 5 s doubling to 10 min, with jitter.
 const (
@@ -163,7 +166,7 @@ func (s *scheduler) Run(ctx context.Context) {
 		s.mu.Unlock()
 		var timer <-chan time.Time
 		if wait >= 0 {
-			timer = s.clock.After(wait)
+			timer = s.clock.At(now.Add(wait))
 		}
 		select {
 		case <-ctx.Done():
@@ -178,9 +181,12 @@ func (s *scheduler) finish(id int64, res result) {
 	s.mu.Lock()
 	it := s.items[id]
 	it.running = false
-	for _, ch := range it.inflight {
-		ch <- res
-	}
+	// Waiters hear the result only after the next run is scheduled.
+	defer func(waiters []chan result) {
+		for _, ch := range waiters {
+			ch <- res
+		}
+	}(it.inflight)
 	it.inflight = nil
 	now := s.clock.Now()
 	switch {
