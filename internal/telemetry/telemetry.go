@@ -50,6 +50,9 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 
 // Options are what Setup needs besides the standard OTEL_* environment.
 type Options struct {
+	// ServiceName is used when OTEL_SERVICE_NAME is empty (default
+	// pipedrive-gateway).
+	ServiceName    string
 	ServiceVersion string
 	// Getenv reads OTEL_* variables; os.Getenv when nil.
 	Getenv func(string) string
@@ -67,7 +70,7 @@ func Setup(ctx context.Context, opts Options) (*Telemetry, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	res, err := newResource(ctx, getenv, opts.ServiceVersion)
+	res, err := newResource(ctx, getenv, opts.ServiceName, opts.ServiceVersion)
 	if err != nil {
 		return nil, err
 	}
@@ -118,8 +121,10 @@ func latencyView(name string) sdkmetric.View {
 	})
 }
 
-func newResource(ctx context.Context, getenv func(string) string, version string) (*resource.Resource, error) {
-	name := getenv("OTEL_SERVICE_NAME")
+func newResource(ctx context.Context, getenv func(string) string, name, version string) (*resource.Resource, error) {
+	if env := getenv("OTEL_SERVICE_NAME"); env != "" {
+		name = env
+	}
 	if name == "" {
 		name = "pipedrive-gateway"
 	}
