@@ -148,9 +148,10 @@ func checkAlerts(t *testing.T, m manifests) {
 	want := map[string]string{
 		"PipedriveGatewayPublishFailures":         "pipedrive_gateway_publish_errors_total",
 		"PipedriveGatewayWebhookErrors":           "pipedrive_gateway_webhook_requests_total",
-		"PipedriveGatewayReconcileErrors":         `pipedrive_gateway_reconcile_runs_total{namespace="gw",job="pg-pipedrive-gateway-ops",result="error"}`,
+		"PipedriveGatewayReconcileErrors":         `pipedrive_gateway_reconcile_runs_total{namespace="gw",job="pg-pipedrive-gateway-ops",result=~"error|retry"}`,
 		"PipedriveGatewayCompanyWebhookUnhealthy": "pipedrive_gateway_company_webhook_healthy",
 		"PipedriveGatewayNoLeader":                "pipedrive_gateway_leader",
+		"PipedriveGatewayWebhookBanRisk":          "pipedrive_gateway_first_attempt_failures",
 	}
 	got := map[string]string{}
 	for _, g := range m.PrometheusRules[0].Spec.Groups {
