@@ -37,6 +37,9 @@ type Relay struct {
 	js  jetstream.JetStream
 
 	streamReady atomic.Bool
+	// started is set once nc and js are assigned: connection callbacks can
+	// fire before nats.Connect returns and must not touch them before.
+	started atomic.Bool
 	// ensureMu keeps concurrent stream repairs (reconnect handler, readiness
 	// probe, start-up loop) from racing each other.
 	ensureMu sync.Mutex
@@ -104,6 +107,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, options ...O
 		return nil, fmt.Errorf("failed to create JetStream context: %w", err)
 	}
 	r.js = js
+	r.started.Store(true)
 	if err := r.ensureStream(ctx); err != nil {
 		if cfg.NATS.Embedded() || errors.Is(err, errPayloadTooSmall) {
 			r.Close(ctx)

@@ -53,6 +53,9 @@ func (r *Relay) ensureStream(ctx context.Context) error {
 // repairStream re-declares the stream after a (re)connect or a failed
 // readiness check: a NATS server that lost its store comes back without it.
 func (r *Relay) repairStream() {
+	if !r.started.Load() {
+		return // New declares the stream itself once connected
+	}
 	err := r.ensureStream(context.Background())
 	switch {
 	case err == nil:
