@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/config"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/service"
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/testlog"
 	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive/pipedrivetest"
 )
 
@@ -38,13 +38,6 @@ func testEnv(t *testing.T) map[string]string {
 	}
 }
 
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 // startApp runs the whole service as `serve` would and returns it with a
 // function that stops it and returns run's error.
 func startApp(t *testing.T, env map[string]string) (*service.Service, func() error) {
@@ -54,7 +47,7 @@ func startApp(t *testing.T, env map[string]string) (*service.Service, func() err
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := service.New(ctx, cfg, slog.New(slog.NewTextHandler(tWriter{t}, nil)))
+	a, err := service.New(ctx, cfg, testlog.New(t))
 	if err != nil {
 		t.Fatal(err)
 	}

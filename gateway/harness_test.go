@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/pipedrive-gateway/pipedrive-gateway/config"
 	"github.com/pipedrive-gateway/pipedrive-gateway/gateway"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/natstest"
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/testlog"
 	"github.com/pipedrive-gateway/pipedrive-gateway/relay"
 )
 
@@ -44,17 +43,6 @@ type harness struct {
 	cfg   *config.Config
 }
 
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 // newHarness runs the gateway on production defaults against a real
 // in-process NATS server, with env overriding settings.
 func newHarness(t *testing.T, env map[string]string) *harness {
@@ -74,7 +62,7 @@ func newHarness(t *testing.T, env map[string]string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := testLogger(t)
+	log := testlog.New(t)
 	r, err := relay.New(ctx, cfg, log)
 	if err != nil {
 		t.Fatal(err)

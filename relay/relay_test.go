@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -17,15 +16,9 @@ import (
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/config"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/natstest"
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/testlog"
 	"github.com/pipedrive-gateway/pipedrive-gateway/relay"
 )
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
 
 func load(t *testing.T, env map[string]string) *config.Config {
 	t.Helper()
@@ -40,7 +33,7 @@ func load(t *testing.T, env map[string]string) *config.Config {
 }
 
 func newRelay(t *testing.T, cfg *config.Config) (*relay.Relay, error) {
-	r, err := relay.New(context.Background(), cfg, slog.New(slog.NewTextHandler(tWriter{t}, nil)))
+	r, err := relay.New(context.Background(), cfg, testlog.New(t))
 	if err == nil {
 		t.Cleanup(func() { r.Close(context.Background()) })
 	}

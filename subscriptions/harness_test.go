@@ -3,8 +3,6 @@ package subscriptions
 import (
 	"bytes"
 	"context"
-	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,22 +11,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/natstest"
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/testlog"
 	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive"
 	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive/pipedrivetest"
 )
 
 const testPublicURL = "https://hooks.example.com"
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
 
 // fakeClock moves only when the test says so.
 type fakeClock struct {
@@ -134,7 +122,7 @@ func (e *env) newManager(edit func(*Options)) *Manager {
 	if edit != nil {
 		edit(&opts)
 	}
-	m, err := New(context.Background(), opts, nc, js, e.api, testLogger(e.t))
+	m, err := New(context.Background(), opts, nc, js, e.api, testlog.New(e.t))
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -20,14 +20,8 @@ import (
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/config"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/telemetry"
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/testlog"
 )
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
 
 // start runs the service on the embedded defaults with tel.
 func start(t *testing.T, tel *telemetry.Telemetry) *Service {
@@ -40,7 +34,7 @@ func start(t *testing.T, tel *telemetry.Telemetry) *Service {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := New(ctx, cfg, slog.New(telemetry.LogHandler{Handler: slog.NewTextHandler(tWriter{t}, nil)}), WithTelemetry(tel))
+	s, err := New(ctx, cfg, slog.New(telemetry.LogHandler{Handler: testlog.New(t).Handler()}), WithTelemetry(tel))
 	if err != nil {
 		t.Fatal(err)
 	}
