@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"encoding/json"
+	"github.com/google/go-cmp/cmp"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzParse feeds arbitrary bodies to the payload parser. It must never
@@ -12,6 +15,47 @@ import (
 // without wildcards or separators, header values without control bytes, a
 // dedupe id, and the company of the URL.
 func FuzzParse(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		checkParse(t, body)
+	})
+}
+
+// FuzzScan compares the hand-written scanner with encoding/json: the same
+// documents are valid, and whatever Parse accepts the encoding/json parser
+// accepts too, with the same event.
+func FuzzScan(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var s scanned
+		err := scanBody(body, &s)
+		switch valid := json.Valid(body); {
+		case err == nil && !valid:
+			t.Fatal("scanner accepts invalid JSON")
+		case err == errNotObject && !valid:
+			t.Fatal("scanner calls invalid JSON a non-object")
+		case err == errSyntax && valid:
+			t.Fatal("scanner rejects valid JSON")
+		}
+		got, gerr := Parse(body, "9912345")
+		if gerr != nil {
+			return
+		}
+		want, werr := referenceParse(body, "9912345")
+		if werr != nil {
+			t.Fatalf("Parse accepts what encoding/json rejects (%v)", werr)
+		}
+		if !got.Time.Equal(want.Time) {
+			t.Fatalf("time %v, encoding/json %v", got.Time, want.Time)
+		}
+		got.Time, want.Time = time.Time{}, time.Time{}
+		if !cmp.Equal(got, want) {
+			t.Fatalf("event\n%+v\nencoding/json\n%+v", *got, *want)
+		}
+	})
+}
+
+func addSeeds(f *testing.F) {
 	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
 	for _, name := range files {
 		b, err := os.ReadFile(name)
@@ -27,10 +71,17 @@ func FuzzParse(f *testing.F) {
 		`{"meta":{"version":"2.0","action":"create","entity":"deal","company_id":9912345,"id":"x\r\ny"}}`,
 		`{"v":1,"event":"added.*","meta":{"company_id":9912345,"timestamp":1}}`,
 		`{"v":1,"event":"merged.person","retry":-1,"meta":{"company_id":"9912345","timestamp":"1"}}`,
+		`{"meta":{"version":"2.0","action":"create","entity":"deal","company_id":"9912345","id":"a\u0062c","timestamp":1}}`,
+		`{"m\u0065ta":{"version":"2.0","action":"change","entity":"user","company_id":"9912345","id":"7","timestamp":"2024-02-29T23:59:59.5Z"}}`,
+		`{"meta":{"version":"2.0"},"meta":{"action":"delete","entity":"note","company_id":"9912345","id":"x"}}`,
+		`{"meta":{"version":2,"action":"create","entity":"deal","company_id":"9912345","id":1e3,"attempt":"4"}}`,
 	} {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, body []byte) {
+}
+
+func checkParse(t *testing.T, body []byte) {
+	{
 		ev, err := Parse(body, "9912345")
 		if err != nil {
 			if ev != nil {
@@ -59,5 +110,5 @@ func FuzzParse(f *testing.F) {
 		if ev.Version != "2.0" && ev.Version != "1.0" {
 			t.Fatalf("version %q", ev.Version)
 		}
-	})
+	}
 }

@@ -8,20 +8,30 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/pipedrive-gateway/pipedrive-gateway/relay"
 )
 
-// answer is the small JSON body sent to Pipedrive on success.
-type answer struct {
-	Status    string `json:"status"`
-	Duplicate bool   `json:"duplicate,omitempty"`
-}
+// The answers to Pipedrive on success, encoded once.
+var (
+	answerOK        = []byte(`{"status":"ok"}` + "\n")
+	answerDuplicate = []byte(`{"status":"ok","duplicate":true}` + "\n")
+)
+
+// events are reused between requests: an event only lives until its
+// publish returns.
+var events = sync.Pool{New: func() any { return new(relay.Event) }}
+
+var serverSpan = trace.WithSpanKind(trace.SpanKindServer)
 
 // spanName is the server span's name: the route template, never the raw path.
 const spanName = "POST /webhooks/pipedrive/{company_id}"
@@ -30,9 +40,8 @@ func (g *Gateway) handleWebhook(c echo.Context) error {
 	req := c.Request()
 	companyID := c.Param("company_id")
 	ctx := g.prop.Extract(req.Context(), propagation.HeaderCarrier(req.Header))
-	ctx, span := g.tracer.Start(ctx, spanName, trace.WithSpanKind(trace.SpanKindServer))
+	ctx, span := g.tracer.Start(ctx, spanName, serverSpan)
 	defer span.End()
-	c.SetRequest(req.WithContext(ctx))
 
 	status, err := g.serveWebhook(ctx, c, span, companyID)
 	g.metrics.status(ctx, status)
@@ -68,7 +77,7 @@ func (g *Gateway) serveWebhook(ctx context.Context, c echo.Context, span trace.S
 	}
 	buf := g.getBuf()
 	defer g.bufs.Put(buf)
-	n, err := buf.ReadFrom(io.LimitReader(req.Body, g.opts.MaxBodyBytes+1))
+	n, err := readBody(buf, req.Body, g.opts.MaxBodyBytes+1)
 	if err != nil {
 		g.reject(ctx, span, companyID, "invalid_payload", http.StatusBadRequest, "unreadable body")
 		return http.StatusBadRequest, echo.NewHTTPError(http.StatusBadRequest, "failed to read body: "+err.Error())
@@ -77,8 +86,9 @@ func (g *Gateway) serveWebhook(ctx context.Context, c echo.Context, span trace.S
 		return g.tooLarge(ctx, span, companyID)
 	}
 	g.metrics.size.Record(ctx, n)
-	ev, err := Parse(buf.Bytes(), companyID)
-	if err != nil {
+	ev := events.Get().(*relay.Event)
+	defer func() { *ev = relay.Event{}; events.Put(ev) }()
+	if err := parseInto(ev, buf.Bytes(), companyID); err != nil {
 		reason := "invalid_payload"
 		var mismatch *CompanyMismatchError
 		if errors.As(err, &mismatch) {
@@ -88,7 +98,7 @@ func (g *Gateway) serveWebhook(ctx context.Context, c echo.Context, span trace.S
 		return http.StatusBadRequest, echo.NewHTTPError(http.StatusBadRequest, err.Error())
 	}
 	pair := g.metrics.pair(ev.Action, ev.Object)
-	g.metrics.received.Add(ctx, 1, pair.plain)
+	g.metrics.received.Add(ctx, 1, pair.plain...)
 	if ev.Attempt == 2 {
 		g.metrics.retry(companyID, time.Now())
 	}
@@ -100,10 +110,8 @@ func (g *Gateway) serveWebhook(ctx context.Context, c echo.Context, span trace.S
 			attribute.Int("pipedrive.attempt", ev.Attempt),
 		)
 	}
-	// The publish outlives a client that hangs up: either JetStream gets the
-	// event or it does not, never half.
 	start := time.Now()
-	ack, err := g.pub.Publish(context.WithoutCancel(ctx), ev)
+	ack, err := g.pub.Publish(detach(ctx, span), ev)
 	took := time.Since(start)
 	if err != nil {
 		g.metrics.failedEvent(ctx, pair, took)
@@ -124,7 +132,30 @@ func (g *Gateway) serveWebhook(ctx context.Context, c echo.Context, span trace.S
 		g.log.DebugContext(ctx, "event published", "company_id", companyID, "event_id", ev.ID, "action", ev.Action,
 			"object", ev.Object, "attempt", ev.Attempt, "seq", ack.Sequence, "duplicate", ack.Duplicate)
 	}
-	return http.StatusOK, c.JSON(http.StatusOK, answer{Status: "ok", Duplicate: ack.Duplicate})
+	body := answerOK
+	if ack.Duplicate {
+		body = answerDuplicate
+	}
+	w := c.Response()
+	w.Header()["Content-Type"] = contentTypeJSON // canonical already: no Set, no allocation
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(body)
+	return http.StatusOK, err
+}
+
+var contentTypeJSON = []string{"application/json"}
+
+// detach gives the publish a context that a client hanging up cannot
+// cancel (either JetStream gets the event or it does not, never half) and
+// that carries the span and any baggage. context.WithoutCancel would do,
+// but every Value lookup through it allocates, and the publish path makes
+// several.
+func detach(ctx context.Context, span trace.Span) context.Context {
+	out := context.Background()
+	if b := baggage.FromContext(ctx); b.Len() > 0 {
+		out = baggage.ContextWithBaggage(out, b)
+	}
+	return trace.ContextWithSpan(out, span)
 }
 
 func (g *Gateway) reject(ctx context.Context, span trace.Span, companyID, reason string, status int, detail string) {
@@ -137,6 +168,27 @@ func (g *Gateway) tooLarge(ctx context.Context, span trace.Span, companyID strin
 	g.reject(ctx, span, companyID, "too_large", http.StatusRequestEntityTooLarge, "body too large")
 	return http.StatusRequestEntityTooLarge, echo.NewHTTPError(http.StatusRequestEntityTooLarge,
 		"body larger than MAX_BODY_BYTES ("+strconv.FormatInt(g.opts.MaxBodyBytes, 10)+" bytes)")
+}
+
+// readBody reads at most limit bytes of r into buf (io.LimitReader would
+// cost an allocation per request).
+func readBody(buf *bytes.Buffer, r io.Reader, limit int64) (int64, error) {
+	var n int64
+	for n < limit {
+		buf.Grow(int(min(limit-n, 32<<10)))
+		b := buf.AvailableBuffer()
+		b = b[:min(int64(cap(b)), limit-n)]
+		m, err := r.Read(b)
+		buf.Write(b[:m])
+		n += int64(m)
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 func (g *Gateway) getBuf() *bytes.Buffer {

@@ -23,7 +23,7 @@ type metrics struct {
 
 	mu       sync.Mutex
 	pairs    map[string]*pairOpts
-	statuses map[int]metric.AddOption
+	statuses map[int][]metric.AddOption
 	retries  map[string]*window
 }
 
@@ -36,7 +36,7 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		mp = noop.NewMeterProvider()
 	}
 	m := mp.Meter("github.com/pipedrive-gateway/pipedrive-gateway/gateway")
-	x := &metrics{pairs: map[string]*pairOpts{}, statuses: map[int]metric.AddOption{}, retries: map[string]*window{}}
+	x := &metrics{pairs: map[string]*pairOpts{}, statuses: map[int][]metric.AddOption{}, retries: map[string]*window{}}
 	x.requests, _ = m.Int64Counter("pipedrive_gateway.webhook_requests", metric.WithDescription("Webhook requests answered, by HTTP status."))
 	x.received, _ = m.Int64Counter("pipedrive_gateway.events_received", metric.WithDescription("Authenticated, well-formed events received, by action and object."))
 	x.published, _ = m.Int64Counter("pipedrive_gateway.events_published", metric.WithDescription("Events acknowledged by JetStream, by action, object and whether JetStream saw a duplicate."))
@@ -54,7 +54,10 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 // pairOpts are the attribute sets of one (action, object) pair, made once so
 // that recording on the hot path does not allocate.
 type pairOpts struct {
-	plain, fresh, dup metric.MeasurementOption
+	// Slices, not single options: passing an existing slice to a
+	// variadic parameter does not allocate one per call.
+	plain, fresh, dup []metric.AddOption
+	plainRec          []metric.RecordOption
 }
 
 func (x *metrics) pair(action, object string) *pairOpts {
@@ -68,10 +71,12 @@ func (x *metrics) pair(action, object string) *pairOpts {
 		object = "other"
 	}
 	a, o := attribute.String("action", action), attribute.String("object", object)
+	plain := metric.WithAttributeSet(attribute.NewSet(a, o))
 	p := &pairOpts{
-		plain: metric.WithAttributeSet(attribute.NewSet(a, o)),
-		fresh: metric.WithAttributeSet(attribute.NewSet(a, o, attribute.Bool("duplicate", false))),
-		dup:   metric.WithAttributeSet(attribute.NewSet(a, o, attribute.Bool("duplicate", true))),
+		plain:    []metric.AddOption{plain},
+		plainRec: []metric.RecordOption{plain},
+		fresh:    []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(a, o, attribute.Bool("duplicate", false)))},
+		dup:      []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(a, o, attribute.Bool("duplicate", true)))},
 	}
 	if len(x.pairs) < maxPairs {
 		x.pairs[key] = p
@@ -83,29 +88,29 @@ func (x *metrics) status(ctx context.Context, code int) {
 	x.mu.Lock()
 	opt, ok := x.statuses[code]
 	if !ok {
-		opt = metric.WithAttributeSet(attribute.NewSet(attribute.Int("status", code)))
+		opt = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.Int("status", code)))}
 		x.statuses[code] = opt
 	}
 	x.mu.Unlock()
-	x.requests.Add(ctx, 1, opt)
+	x.requests.Add(ctx, 1, opt...)
 }
 
 // reasonSets are the rejection reasons, each with its attribute set made once.
-var reasonSets = func() map[string]metric.AddOption {
-	m := map[string]metric.AddOption{}
+var reasonSets = func() map[string][]metric.AddOption {
+	m := map[string][]metric.AddOption{}
 	for _, r := range []string{"unauthorized", "invalid_payload", "company_mismatch", "too_large", "not_found"} {
-		m[r] = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", r)))
+		m[r] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", r)))}
 	}
 	return m
 }()
 
 func (x *metrics) reject(ctx context.Context, reason string) {
-	x.rejected.Add(ctx, 1, reasonSets[reason])
+	x.rejected.Add(ctx, 1, reasonSets[reason]...)
 }
 
 var (
-	okSet  = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", "ok")))
-	errSet = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", "error")))
+	okSet  = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", "ok")))}
+	errSet = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", "error")))}
 )
 
 func (x *metrics) publishedEvent(ctx context.Context, p *pairOpts, duplicate bool, took time.Duration) {
@@ -113,13 +118,13 @@ func (x *metrics) publishedEvent(ctx context.Context, p *pairOpts, duplicate boo
 	if duplicate {
 		opt = p.dup
 	}
-	x.published.Add(ctx, 1, opt)
-	x.latency.Record(ctx, took.Seconds(), okSet)
+	x.published.Add(ctx, 1, opt...)
+	x.latency.Record(ctx, took.Seconds(), okSet...)
 }
 
 func (x *metrics) failedEvent(ctx context.Context, p *pairOpts, took time.Duration) {
-	x.failed.Add(ctx, 1, p.plain)
-	x.latency.Record(ctx, took.Seconds(), errSet)
+	x.failed.Add(ctx, 1, p.plain...)
+	x.latency.Record(ctx, took.Seconds(), errSet...)
 }
 
 // window counts first-attempt failures per company in one-minute buckets

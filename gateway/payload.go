@@ -1,14 +1,10 @@
 package gateway
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/relay"
@@ -23,122 +19,6 @@ func invalid(format string, args ...any) error {
 	return &PayloadError{Msg: fmt.Sprintf(format, args...)}
 }
 
-// envelope holds the few top-level fields needed to tell v1 from v2. The
-// rest of the body (data, previous, current) is skipped, not decoded: it is
-// published as it came.
-type envelope struct {
-	V     flexString `json:"v"`
-	Event string     `json:"event"`
-	Retry *int       `json:"retry"`
-	Meta  *meta      `json:"meta"`
-}
-
-type meta struct {
-	// v2
-	Action    string     `json:"action"`
-	Entity    string     `json:"entity"`
-	EntityID  flexString `json:"entity_id"`
-	Version   flexString `json:"version"`
-	Attempt   flexString `json:"attempt"`
-	Timestamp flexString `json:"timestamp"`
-	// v1 (id is the object's id there, an event id in v2)
-	Object         string     `json:"object"`
-	MetaV          flexString `json:"v"`
-	TimestampMicro flexString `json:"timestamp_micro"`
-	// both
-	ID        flexString `json:"id"`
-	CompanyID flexString `json:"company_id"`
-	WebhookID flexString `json:"webhook_id"`
-	Host      string     `json:"host"`
-}
-
-// flexString accepts a JSON string or number (Pipedrive sends ids as either,
-// depending on version and entity) and keeps its text. null is empty.
-type flexString string
-
-func (f *flexString) UnmarshalJSON(b []byte) error {
-	switch {
-	case len(b) > 0 && b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*f = flexString(s)
-	case bytes.Equal(b, []byte("null")):
-		*f = ""
-	case len(b) > 0 && (b[0] == '-' || b[0] >= '0' && b[0] <= '9'):
-		*f = flexString(b)
-	default:
-		return errors.New("want a string or a number")
-	}
-	return nil
-}
-
-// maxAttempt bounds the attempt number; Pipedrive makes at most four.
-const maxAttempt = 100
-
-var v1Actions = map[string]string{"added": "create", "updated": "change", "deleted": "delete", "merged": "change"}
-
-// Parse reads a webhook body (v2 or v1) delivered for companyID and returns
-// the event to publish, or a *PayloadError. Body is referenced, not copied.
-func Parse(body []byte, companyID string) (*relay.Event, error) {
-	var env envelope
-	if err := json.Unmarshal(body, &env); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return nil, invalid("field %s has the wrong type", te.Field)
-		}
-		if errors.As(err, &te) {
-			return nil, invalid("body is not a JSON object")
-		}
-		return nil, invalid("body is not valid JSON: %v", err)
-	}
-	m := env.Meta
-	if m == nil {
-		return nil, invalid("no meta object: not a Pipedrive webhook")
-	}
-	ev := &relay.Event{Body: body}
-	var err error
-	switch {
-	case strings.HasPrefix(string(m.Version), "2"):
-		err = parseV2(ev, m)
-	case env.V == "1" || m.MetaV == "1" || env.Event != "":
-		err = parseV1(ev, &env)
-	default:
-		return nil, invalid("unknown payload shape: neither meta.version 2.0 nor a v1 event")
-	}
-	if err != nil {
-		return nil, err
-	}
-	if !subjectToken(ev.Action) {
-		return nil, invalid("action %q is not a safe subject token", ev.Action)
-	}
-	if !subjectToken(ev.Object) {
-		return nil, invalid("object %q is not a safe subject token [a-z0-9_-]", ev.Object)
-	}
-	ev.CompanyID = string(m.CompanyID)
-	if ev.CompanyID == "" {
-		return nil, invalid("meta.company_id is missing")
-	}
-	if ev.CompanyID != companyID {
-		return nil, &CompanyMismatchError{Path: companyID, Body: ev.CompanyID}
-	}
-	ev.WebhookID = string(m.WebhookID)
-	ev.Host = m.Host
-	if !hostName(ev.Host) {
-		ev.Host = "" // falls back to pipedrive://company/<id> as ce-source
-	}
-	switch {
-	case !headerSafe(ev.WebhookID):
-		return nil, invalid("meta.webhook_id is not printable ASCII of at most 200 bytes")
-	case !headerSafe(ev.EntityID):
-		return nil, invalid("the entity id is not printable ASCII of at most 200 bytes")
-	case !headerSafe(ev.ID):
-		return nil, invalid("meta.id is not printable ASCII of at most 200 bytes")
-	}
-	return ev, nil
-}
-
 // CompanyMismatchError is a body whose meta.company_id is not the company
 // of the URL: a misrouted or forged delivery.
 type CompanyMismatchError struct{ Path, Body string }
@@ -147,51 +27,152 @@ func (e *CompanyMismatchError) Error() string {
 	return fmt.Sprintf("meta.company_id %q does not match the company %q in the URL", e.Body, e.Path)
 }
 
-func parseV2(ev *relay.Event, m *meta) error {
-	ev.Version = "2.0"
-	switch m.Action {
-	case "create", "change", "delete":
-		ev.Action = m.Action
-	default:
-		return invalid("meta.action %q is not create, change or delete", m.Action)
+// maxAttempt bounds the attempt number; Pipedrive makes at most four.
+const maxAttempt = 100
+
+var v1Actions = map[string]string{"added": "create", "updated": "change", "deleted": "delete", "merged": "change"}
+
+// knownObjects interns the usual object names so that the common events
+// need no string allocation for them.
+var knownObjects = func() map[string]string {
+	m := map[string]string{}
+	for _, o := range []string{"activity", "activitytype", "deal", "lead", "note", "organization", "person",
+		"pipeline", "product", "stage", "user", "deal_product", "deal_installment", "project", "task", "board", "phase"} {
+		m[o] = o
 	}
-	ev.Object = m.Entity
-	ev.EntityID = string(m.EntityID)
+	return m
+}()
+
+// Parse reads a webhook body (v2 or v1) delivered for companyID and returns
+// the event to publish, or a *PayloadError. Body is referenced, not copied.
+func Parse(body []byte, companyID string) (*relay.Event, error) {
+	ev := &relay.Event{}
+	if err := parseInto(ev, body, companyID); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// parseInto is Parse filling a caller's (pooled) event.
+func parseInto(ev *relay.Event, body []byte, companyID string) error {
+	var s scanned
+	if err := scanBody(body, &s); err != nil {
+		if err == errNotObject {
+			return invalid("body is not a JSON object")
+		}
+		return invalid("body is not valid JSON")
+	}
+	if s.meta.kind != '{' {
+		return invalid("no meta object: not a Pipedrive webhook")
+	}
+	if err := checkTypes(&s); err != nil {
+		return err
+	}
+	*ev = relay.Event{Body: body}
+	m := &s.m
+	var err error
+	switch {
+	case hasPrefix(m[mVersion], '2'):
+		err = parseV2(ev, m)
+	case isOne(s.topV) || isOne(m[mV]) || s.event.kind == '"':
+		err = parseV1(ev, &s)
+	default:
+		return invalid("unknown payload shape: neither meta.version 2.0 nor a v1 event")
+	}
+	if err != nil {
+		return err
+	}
+	if !subjectToken(ev.Action) {
+		return invalid("action %q is not a safe subject token", ev.Action)
+	}
+	if !subjectToken(ev.Object) {
+		return invalid("object %q is not a safe subject token [a-z0-9_-]", ev.Object)
+	}
+	company := m[mCompanyID].bytes()
+	if len(company) == 0 {
+		return invalid("meta.company_id is missing")
+	}
+	if string(company) != companyID {
+		return &CompanyMismatchError{Path: companyID, Body: string(company)}
+	}
+	ev.CompanyID = companyID
+	return finishStrings(ev, m)
+}
+
+// checkTypes rejects meta fields of the wrong JSON type: names must be
+// strings, ids and times strings or numbers.
+func checkTypes(s *scanned) error {
+	for i, v := range s.m {
+		switch i {
+		case mAction, mEntity, mObject, mHost:
+			if v.kind != 0 && v.kind != '"' && v.kind != 'n' {
+				return invalid("field meta.%s has the wrong type", metaKeys[i])
+			}
+		default:
+			if v.kind != 0 && v.kind != '"' && v.kind != '0' && v.kind != 'n' {
+				return invalid("field meta.%s has the wrong type", metaKeys[i])
+			}
+		}
+	}
+	if k := s.event.kind; k != 0 && k != '"' && k != 'n' {
+		return invalid("field event has the wrong type")
+	}
+	if k := s.retry.kind; k != 0 && k != '0' && k != 'n' {
+		return invalid("field retry has the wrong type")
+	}
+	if k := s.topV.kind; k != 0 && k != '"' && k != '0' && k != 'n' {
+		return invalid("field v has the wrong type")
+	}
+	return nil
+}
+
+func parseV2(ev *relay.Event, m *[nMeta]rawValue) error {
+	ev.Version = "2.0"
+	switch action := m[mAction].bytes(); string(action) {
+	case "create":
+		ev.Action = "create"
+	case "change":
+		ev.Action = "change"
+	case "delete":
+		ev.Action = "delete"
+	default:
+		return invalid("meta.action %q is not create, change or delete", action)
+	}
+	ev.Object = internObject(m[mEntity].bytes())
 	ev.Attempt = 1
-	if m.Attempt != "" {
-		n, err := strconv.Atoi(string(m.Attempt))
-		if err != nil || n < 1 || n > maxAttempt {
-			return invalid("meta.attempt %q is not an attempt number", m.Attempt)
+	if a := m[mAttempt].bytes(); len(a) > 0 {
+		n, ok := atoi(a)
+		if !ok || n < 1 || n > maxAttempt {
+			return invalid("meta.attempt %q is not an attempt number", a)
 		}
 		ev.Attempt = n
 	}
-	t, err := parseTimestamp(string(m.Timestamp))
+	t, err := parseTimestamp(m[mTimestamp].bytes())
 	if err != nil {
 		return err
 	}
 	ev.Time = t
 	// meta.id identifies the event, except for the user entity where it is
 	// the user's id: there, and when it is missing, derive a stable id.
-	if m.ID != "" && m.Entity != "user" {
-		ev.ID = string(m.ID)
-		return nil
+	if len(m[mID].bytes()) > 0 && ev.Object != "user" {
+		return nil // ID is set from meta.id by finishStrings
 	}
 	if t.IsZero() {
 		return invalid("meta.timestamp is missing: no event id can be derived")
 	}
 	stamp := t.Format(time.RFC3339Nano)
-	if m.Entity == "user" {
+	if ev.Object == "user" {
 		stamp = strconv.FormatInt(t.Unix(), 10)
 	}
-	ev.ID = derivedID(string(m.CompanyID), ev.Version, ev.Action, ev.Object, ev.EntityID, stamp)
+	ev.ID = derivedID(string(m[mCompanyID].bytes()), ev.Version, ev.Action, ev.Object, string(m[mEntityID].bytes()), stamp)
 	return nil
 }
 
-func parseV1(ev *relay.Event, env *envelope) error {
-	m := env.Meta
+func parseV1(ev *relay.Event, s *scanned) error {
+	m := &s.m
 	ev.Version = "1.0"
-	action, object := m.Action, m.Object
-	if evAction, evObject, ok := strings.Cut(env.Event, "."); ok {
+	action, object := string(m[mAction].bytes()), string(m[mObject].bytes())
+	if evAction, evObject, ok := cut(string(s.event.bytes()), '.'); ok {
 		if action == "" {
 			action = evAction
 		}
@@ -204,16 +185,16 @@ func parseV1(ev *relay.Event, env *envelope) error {
 		return invalid("v1 action %q is not added, updated, deleted or merged", action)
 	}
 	ev.Action = norm
-	ev.Object = strings.ToLower(object)
-	ev.EntityID = string(m.ID)
+	ev.Object = internObject([]byte(lower(object)))
 	ev.Attempt = 1
-	if env.Retry != nil {
-		if *env.Retry < 0 || *env.Retry > maxAttempt {
-			return invalid("retry %d is out of range", *env.Retry)
+	if r := s.retry.bytes(); len(r) > 0 {
+		n, ok := atoi(r)
+		if !ok || n < 0 || n > maxAttempt {
+			return invalid("retry %s is out of range", r)
 		}
-		ev.Attempt = *env.Retry + 1
+		ev.Attempt = n + 1
 	}
-	stamp := string(m.TimestampMicro)
+	stamp := string(m[mTimestampMicro].bytes())
 	if stamp != "" {
 		us, err := strconv.ParseInt(stamp, 10, 64)
 		if err != nil {
@@ -221,7 +202,7 @@ func parseV1(ev *relay.Event, env *envelope) error {
 		}
 		ev.Time = time.UnixMicro(us).UTC()
 	} else {
-		t, err := parseTimestamp(string(m.Timestamp))
+		t, err := parseTimestamp(m[mTimestamp].bytes())
 		if err != nil {
 			return err
 		}
@@ -231,27 +212,176 @@ func parseV1(ev *relay.Event, env *envelope) error {
 		ev.Time = t
 		stamp = strconv.FormatInt(t.Unix(), 10)
 	}
-	ev.ID = derivedID(string(m.CompanyID), ev.Version, ev.Action, ev.Object, ev.EntityID, stamp)
+	// v1 has no event id; meta.id is the object's id.
+	ev.ID = derivedID(string(m[mCompanyID].bytes()), ev.Version, ev.Action, ev.Object, string(m[mID].bytes()), stamp)
 	return nil
 }
 
+// finishStrings checks the values that become NATS headers and makes them
+// strings with one allocation for all of them.
+func finishStrings(ev *relay.Event, m *[nMeta]rawValue) error {
+	entity := m[mEntityID].bytes()
+	if ev.Version == "1.0" {
+		entity = m[mID].bytes()
+	}
+	var id []byte
+	if ev.ID == "" {
+		id = m[mID].bytes()
+	}
+	webhook, host := m[mWebhookID].bytes(), m[mHost].bytes()
+	switch {
+	case !headerSafe(webhook):
+		return invalid("meta.webhook_id is not printable ASCII of at most 200 bytes")
+	case !headerSafe(entity):
+		return invalid("the entity id is not printable ASCII of at most 200 bytes")
+	case !headerSafe(id) || !headerSafe(ev.ID):
+		return invalid("meta.id is not printable ASCII of at most 200 bytes")
+	}
+	if !hostName(host) {
+		host = nil // falls back to pipedrive://company/<id> as ce-source
+	}
+	var buf [1024]byte
+	all := append(append(append(append(buf[:0], id...), entity...), webhook...), host...)
+	str := string(all)
+	n := 0
+	take := func(b []byte) string { s := str[n : n+len(b)]; n += len(b); return s }
+	if id != nil {
+		ev.ID = take(id)
+	}
+	ev.EntityID, ev.WebhookID, ev.Host = take(entity), take(webhook), take(host)
+	return nil
+}
+
+// bytes returns a string or number value's text, unescaped; nil for null,
+// absent and other kinds (checkTypes has rejected those).
+func (v rawValue) bytes() []byte {
+	switch v.kind {
+	case '"':
+		if v.esc {
+			return unescape(v.b)
+		}
+		return v.b
+	case '0':
+		return v.b
+	}
+	return nil
+}
+
+func hasPrefix(v rawValue, c byte) bool {
+	b := v.bytes()
+	return len(b) > 0 && b[0] == c
+}
+
+func isOne(v rawValue) bool { return string(v.bytes()) == "1" }
+
+func internObject(b []byte) string {
+	if s, ok := knownObjects[string(b)]; ok {
+		return s
+	}
+	return string(b)
+}
+
+func lower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 'A' && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if b[j] >= 'A' && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+func cut(s string, sep byte) (string, string, bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == sep {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
+
+// atoi parses a non-negative decimal integer of at most 9 digits.
+func atoi(b []byte) (int, bool) {
+	if len(b) == 0 || len(b) > 9 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
 // parseTimestamp reads an RFC 3339 string or Unix seconds; empty is zero.
-func parseTimestamp(s string) (time.Time, error) {
-	if s == "" {
+func parseTimestamp(b []byte) (time.Time, error) {
+	if len(b) == 0 {
 		return time.Time{}, nil
 	}
-	if s[0] >= '0' && s[0] <= '9' && !strings.ContainsAny(s, "-:T") {
-		sec, err := strconv.ParseInt(s, 10, 64)
+	if t, ok := parseUTC(b); ok {
+		return t, nil
+	}
+	allDigits := true
+	for _, c := range b {
+		allDigits = allDigits && c >= '0' && c <= '9'
+	}
+	if allDigits {
+		sec, err := strconv.ParseInt(string(b), 10, 64)
 		if err != nil {
-			return time.Time{}, invalid("meta.timestamp %q is not a Unix time", s)
+			return time.Time{}, invalid("meta.timestamp %q is not a Unix time", b)
 		}
 		return time.Unix(sec, 0).UTC(), nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
+	t, err := time.Parse(time.RFC3339Nano, string(b))
 	if err != nil {
-		return time.Time{}, invalid("meta.timestamp %q is not RFC 3339 or Unix seconds", s)
+		return time.Time{}, invalid("meta.timestamp %q is not RFC 3339 or Unix seconds", b)
 	}
 	return t.UTC(), nil
+}
+
+// parseUTC is the allocation-free path for Pipedrive's usual form,
+// 2025-06-02T10:02:45.088Z; anything else goes to time.Parse.
+func parseUTC(b []byte) (time.Time, bool) {
+	if len(b) < 20 || b[len(b)-1] != 'Z' || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' {
+		return time.Time{}, false
+	}
+	num := func(s []byte) (int, bool) { return atoi(s) }
+	year, ok1 := num(b[0:4])
+	month, ok2 := num(b[5:7])
+	day, ok3 := num(b[8:10])
+	hour, ok4 := num(b[11:13])
+	minute, ok5 := num(b[14:16])
+	sec, ok6 := num(b[17:19])
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	nsec := 0
+	if frac := b[19 : len(b)-1]; len(frac) > 0 {
+		if frac[0] != '.' || len(frac) < 2 || len(frac) > 10 {
+			return time.Time{}, false
+		}
+		for i := 1; i < 10; i++ {
+			nsec *= 10
+			if i < len(frac) {
+				if frac[i] < '0' || frac[i] > '9' {
+					return time.Time{}, false
+				}
+				nsec += int(frac[i] - '0')
+			}
+		}
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
+	if t.Day() != day { // 31 February and the like
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 // derivedID is a stable id for events without a usable meta.id: a retry of
@@ -282,25 +412,24 @@ func subjectToken(s string) bool {
 
 // headerSafe keeps payload values that become NATS headers from breaking
 // the header block: visible ASCII only, bounded length.
-func headerSafe(s string) bool {
+func headerSafe[T string | []byte](s T) bool {
 	if len(s) > 200 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if s[i] < 0x21 || s[i] > 0x7e {
+		if c := s[i]; c < 0x21 || c > 0x7e {
 			return false
 		}
 	}
 	return true
 }
 
-func hostName(s string) bool {
-	if s == "" || len(s) > 253 {
+func hostName[T string | []byte](s T) bool {
+	if len(s) == 0 || len(s) > 253 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
 			return false
 		}
 	}

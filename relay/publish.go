@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -48,37 +47,38 @@ const (
 )
 
 // Subject is the subject an event is published on: <prefix>.<action>.<object>.
-func (r *Relay) Subject(ev *Event) string {
-	return r.cfg.SubjectPrefix + "." + ev.Action + "." + ev.Object
-}
+func (r *Relay) Subject(ev *Event) string { return r.names.get(r.cfg.SubjectPrefix, ev).subject }
 
 // Publish sends the event to JetStream and returns after the PubAck, or
 // with an error wrapping ErrUnavailable once PUBLISH_TIMEOUT has passed or
 // NATS cannot take the message.
 func (r *Relay) Publish(ctx context.Context, ev *Event) (Ack, error) {
-	subject := r.Subject(ev)
-	ctx, span := r.tracer.Start(ctx, "publish "+subject, trace.WithSpanKind(trace.SpanKindProducer))
+	names := r.names.get(r.cfg.SubjectPrefix, ev)
+	ctx, span := r.tracer.Start(ctx, names.spanName, producerSpan)
 	defer span.End()
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout.D)
 	defer cancel()
-	msg := &nats.Msg{
-		Subject: subject,
-		Data:    ev.Body,
-		Header:  Headers(ev),
-	}
+
+	out := getMsg()
+	defer putMsg(out)
+	out.msg.Subject, out.msg.Data = names.subject, ev.Body
+	out.fill(ev, names.ceType)
+	// Set here rather than through jetstream.WithMsgID, which would
+	// allocate an option and a header slice per message.
+	out.set(jetstream.MsgIDHeader, ev.ID)
 	// The consumer continues the trace from these headers.
-	r.prop.Inject(ctx, headerCarrier(msg.Header))
+	r.prop.Inject(ctx, out)
 	if span.IsRecording() {
 		span.SetAttributes(
 			attribute.String("messaging.system", "nats"),
 			attribute.String("messaging.operation.type", "send"),
 			attribute.String("messaging.operation.name", "publish"),
-			attribute.String("messaging.destination.name", subject),
+			attribute.String("messaging.destination.name", names.subject),
 			attribute.String("messaging.message.id", ev.ID),
 			attribute.Int("messaging.message.body.size", len(ev.Body)),
 		)
 	}
-	ack, err := r.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(r.cfg.Name))
+	ack, err := r.js.PublishMsg(ctx, &out.msg)
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "publish failed")
@@ -91,6 +91,17 @@ func (r *Relay) Publish(ctx context.Context, ev *Event) (Ack, error) {
 		span.SetAttributes(attribute.Int64("messaging.nats.stream.sequence", int64(ack.Sequence)), attribute.Bool("messaging.nats.duplicate", ack.Duplicate))
 	}
 	return Ack{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}
+
+var producerSpan = trace.WithSpanKind(trace.SpanKindProducer)
+
+// Headers builds the binary CloudEvents headers plus the Pipedrive specifics
+// (Nats-Msg-Id and the trace context are added by Publish).
+func Headers(ev *Event) nats.Header {
+	var o outMsg
+	o.msg.Header = make(nats.Header, len(o.vals))
+	o.fill(ev, "com.pipedrive."+ev.Object+"."+ev.Action)
+	return o.msg.Header
 }
 
 // headerCarrier lets the propagator write NATS headers with their exact,
@@ -117,31 +128,3 @@ func (h headerCarrier) Keys() []string {
 // HeaderCarrier adapts NATS headers for propagators, for consumers that
 // continue the trace: prop.Extract(ctx, relay.HeaderCarrier(msg.Headers())).
 func HeaderCarrier(h nats.Header) propagation.TextMapCarrier { return headerCarrier(h) }
-
-// Headers builds the binary CloudEvents headers plus the Pipedrive specifics.
-// Nats-Msg-Id is added by the publish itself.
-func Headers(ev *Event) nats.Header {
-	h := make(nats.Header, 14)
-	h["ce-specversion"] = []string{"1.0"}
-	h["ce-id"] = []string{ev.ID}
-	h["ce-type"] = []string{"com.pipedrive." + ev.Object + "." + ev.Action}
-	if ev.Host != "" {
-		h["ce-source"] = []string{"https://" + ev.Host}
-	} else {
-		h["ce-source"] = []string{"pipedrive://company/" + ev.CompanyID}
-	}
-	if ev.EntityID != "" {
-		h["ce-subject"] = []string{ev.EntityID}
-	}
-	if !ev.Time.IsZero() {
-		h["ce-time"] = []string{ev.Time.UTC().Format(time.RFC3339Nano)}
-	}
-	h["Content-Type"] = []string{"application/json"}
-	h[HeaderCompanyID] = []string{ev.CompanyID}
-	if ev.WebhookID != "" {
-		h[HeaderWebhookID] = []string{ev.WebhookID}
-	}
-	h[HeaderWebhookVersion] = []string{ev.Version}
-	h[HeaderAttempt] = []string{strconv.Itoa(ev.Attempt)}
-	return h
-}

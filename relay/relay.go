@@ -47,6 +47,7 @@ type Relay struct {
 
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
+	names  nameCache
 }
 
 // Option configures optional parts of the relay.

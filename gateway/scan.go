@@ -1,0 +1,346 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+)
+
+// The webhook body is scanned once by hand instead of json.Unmarshal: the
+// scan validates the whole document and keeps byte views of the few meta
+// fields the gateway routes and deduplicates by, so that a request costs
+// no allocations for fields it never uses. FuzzScan checks it against
+// encoding/json.
+
+// rawValue is one scanned JSON value: a view into the body.
+type rawValue struct {
+	b    []byte // string contents without quotes, or the value's text
+	kind byte   // '"' string, '0' number, 'n' null, 'b' bool, '{' object, '[' array; 0 absent
+	esc  bool   // string holds escapes
+}
+
+// Indexes of the meta keys the gateway reads.
+const (
+	mAction = iota
+	mEntity
+	mEntityID
+	mVersion
+	mAttempt
+	mTimestamp
+	mObject
+	mV
+	mTimestampMicro
+	mID
+	mCompanyID
+	mWebhookID
+	mHost
+	nMeta
+)
+
+var metaKeys = [nMeta]string{"action", "entity", "entity_id", "version", "attempt", "timestamp", "object", "v",
+	"timestamp_micro", "id", "company_id", "webhook_id", "host"}
+
+// scanned is what the scan keeps of a body.
+type scanned struct {
+	meta               rawValue // kind '{' when meta is an object
+	topV, event, retry rawValue
+	m                  [nMeta]rawValue
+}
+
+var errSyntax = errors.New("body is not valid JSON")
+
+// maxDepth bounds nesting, as encoding/json does.
+const maxDepth = 10000
+
+type scanner struct {
+	b     []byte
+	i     int
+	depth int
+}
+
+// scanBody validates body as one JSON object and fills s.
+func scanBody(body []byte, s *scanned) error {
+	sc := scanner{b: body}
+	sc.ws()
+	if sc.i >= len(sc.b) || sc.b[sc.i] != '{' {
+		if _, err := sc.value(); err != nil {
+			return err
+		}
+		if sc.ws(); sc.i != len(sc.b) {
+			return errSyntax
+		}
+		return errNotObject
+	}
+	err := sc.object(func(key []byte, keyEsc bool) error {
+		var dst *rawValue
+		switch string(unescapedKey(key, keyEsc)) {
+		case "meta":
+			if sc.peek() == '{' {
+				// A repeated "meta" object merges into the first, field by
+				// field, as encoding/json decodes it.
+				s.meta = rawValue{kind: '{'}
+				return sc.object(func(k []byte, kEsc bool) error {
+					name := unescapedKey(k, kEsc)
+					for i := range metaKeys {
+						if metaKeys[i] == string(name) {
+							v, err := sc.value()
+							s.m[i] = v
+							return err
+						}
+					}
+					_, err := sc.value()
+					return err
+				})
+			}
+			s.m = [nMeta]rawValue{} // "meta": null forgets an earlier object
+			dst = &s.meta
+		case "v":
+			dst = &s.topV
+		case "event":
+			dst = &s.event
+		case "retry":
+			dst = &s.retry
+		default:
+			_, err := sc.value()
+			return err
+		}
+		v, err := sc.value()
+		*dst = v
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	sc.ws()
+	if sc.i != len(sc.b) {
+		return errSyntax
+	}
+	return nil
+}
+
+var errNotObject = errors.New("body is not a JSON object")
+
+// unescapedKey decodes a key that holds escapes ("m\u0065ta" is "meta",
+// as encoding/json reads it). Plain keys are returned as they are, and the
+// callers compare them as string(key), which does not allocate.
+func unescapedKey(key []byte, esc bool) []byte {
+	if esc {
+		return unescape(key)
+	}
+	return key
+}
+
+// unescape decodes the contents of a JSON string that holds escapes.
+func unescape(b []byte) []byte {
+	var s string
+	if json.Unmarshal(append(append([]byte{'"'}, b...), '"'), &s) != nil {
+		return b
+	}
+	return []byte(s)
+}
+
+func (sc *scanner) ws() {
+	for sc.i < len(sc.b) {
+		switch sc.b[sc.i] {
+		case ' ', '\t', '\n', '\r':
+			sc.i++
+		default:
+			return
+		}
+	}
+}
+
+func (sc *scanner) peek() byte {
+	sc.ws()
+	if sc.i < len(sc.b) {
+		return sc.b[sc.i]
+	}
+	return 0
+}
+
+// object scans {"key": value, …}; member is called with each key and must
+// consume its value.
+func (sc *scanner) object(member func(key []byte, esc bool) error) error {
+	if sc.depth++; sc.depth > maxDepth {
+		return errSyntax
+	}
+	defer func() { sc.depth-- }()
+	sc.i++ // '{'
+	if sc.peek() == '}' {
+		sc.i++
+		return nil
+	}
+	for {
+		if sc.peek() != '"' {
+			return errSyntax
+		}
+		key, esc, err := sc.str()
+		if err != nil {
+			return err
+		}
+		if sc.peek() != ':' {
+			return errSyntax
+		}
+		sc.i++
+		sc.ws()
+		if err := member(key, esc); err != nil {
+			return err
+		}
+		switch sc.peek() {
+		case ',':
+			sc.i++
+		case '}':
+			sc.i++
+			return nil
+		default:
+			return errSyntax
+		}
+	}
+}
+
+// value scans any JSON value and returns a view of it.
+func (sc *scanner) value() (rawValue, error) {
+	switch c := sc.peek(); {
+	case c == '"':
+		s, esc, err := sc.str()
+		return rawValue{b: s, kind: '"', esc: esc}, err
+	case c == '{':
+		start := sc.i
+		err := sc.object(func([]byte, bool) error { _, err := sc.value(); return err })
+		return rawValue{b: sc.b[start:sc.i], kind: '{'}, err
+	case c == '[':
+		start := sc.i
+		err := sc.array()
+		return rawValue{b: sc.b[start:sc.i], kind: '['}, err
+	case c == '-' || c >= '0' && c <= '9':
+		start := sc.i
+		err := sc.number()
+		return rawValue{b: sc.b[start:sc.i], kind: '0'}, err
+	case c == 't':
+		return rawValue{kind: 'b'}, sc.literal("true")
+	case c == 'f':
+		return rawValue{kind: 'b'}, sc.literal("false")
+	case c == 'n':
+		return rawValue{kind: 'n'}, sc.literal("null")
+	}
+	return rawValue{}, errSyntax
+}
+
+func (sc *scanner) array() error {
+	if sc.depth++; sc.depth > maxDepth {
+		return errSyntax
+	}
+	defer func() { sc.depth-- }()
+	sc.i++ // '['
+	if sc.peek() == ']' {
+		sc.i++
+		return nil
+	}
+	for {
+		if _, err := sc.value(); err != nil {
+			return err
+		}
+		switch sc.peek() {
+		case ',':
+			sc.i++
+		case ']':
+			sc.i++
+			return nil
+		default:
+			return errSyntax
+		}
+	}
+}
+
+// str scans a string at sc.i and returns its contents (escapes kept).
+func (sc *scanner) str() ([]byte, bool, error) {
+	sc.i++ // opening quote
+	start, esc := sc.i, false
+	for sc.i < len(sc.b) {
+		c := sc.b[sc.i]
+		switch {
+		case c == '"':
+			s := sc.b[start:sc.i]
+			sc.i++
+			return s, esc, nil
+		case c < 0x20:
+			return nil, false, errSyntax
+		case c == '\\':
+			esc = true
+			if sc.i+1 >= len(sc.b) {
+				return nil, false, errSyntax
+			}
+			switch sc.b[sc.i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				sc.i += 2
+			case 'u':
+				if sc.i+6 > len(sc.b) || !isHex4(sc.b[sc.i+2:sc.i+6]) {
+					return nil, false, errSyntax
+				}
+				sc.i += 6
+			default:
+				return nil, false, errSyntax
+			}
+		default:
+			sc.i++
+		}
+	}
+	return nil, false, errSyntax
+}
+
+func isHex4(b []byte) bool {
+	for _, c := range b {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// number scans -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (sc *scanner) number() error {
+	b := sc.b
+	if sc.i < len(b) && b[sc.i] == '-' {
+		sc.i++
+	}
+	switch {
+	case sc.i < len(b) && b[sc.i] == '0':
+		sc.i++
+	case sc.i < len(b) && b[sc.i] >= '1' && b[sc.i] <= '9':
+		sc.digits()
+	default:
+		return errSyntax
+	}
+	if sc.i < len(b) && b[sc.i] == '.' {
+		sc.i++
+		if !sc.digits() {
+			return errSyntax
+		}
+	}
+	if sc.i < len(b) && (b[sc.i] == 'e' || b[sc.i] == 'E') {
+		sc.i++
+		if sc.i < len(b) && (b[sc.i] == '+' || b[sc.i] == '-') {
+			sc.i++
+		}
+		if !sc.digits() {
+			return errSyntax
+		}
+	}
+	return nil
+}
+
+func (sc *scanner) digits() bool {
+	start := sc.i
+	for sc.i < len(sc.b) && sc.b[sc.i] >= '0' && sc.b[sc.i] <= '9' {
+		sc.i++
+	}
+	return sc.i > start
+}
+
+func (sc *scanner) literal(lit string) error {
+	if !bytes.HasPrefix(sc.b[sc.i:], []byte(lit)) {
+		return errSyntax
+	}
+	sc.i += len(lit)
+	return nil
+}
