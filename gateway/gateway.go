@@ -125,5 +125,8 @@ func basicAuth(header string, buf []byte) (user, pass []byte, ok bool) {
 		return nil, nil, false
 	}
 	user, pass, ok = bytes.Cut(buf[:n], []byte{':'})
-	return user, pass, ok
+	if !ok {
+		return nil, nil, false
+	}
+	return user, pass, true
 }
