@@ -65,7 +65,7 @@ func (a *Service) NATSURL() string { return a.relay.ClientURL() }
 
 // New starts NATS (embedded or connected), binds both listeners and
 // returns the service ready to run. On error everything started is stopped.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (a *Service, err error) {
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (_ *Service, err error) {
 	var o options
 	for _, f := range opts {
 		f(&o)
@@ -77,9 +77,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			return nil, err
 		}
 	}
-	a = &Service{cfg: cfg, log: log}
+	// a, not a named result: "return nil, err" must not hide what the
+	// deferred clean-up has to stop.
+	a := &Service{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
+			a.closeListeners()
 			a.close()
 		}
 	}()
@@ -177,6 +180,15 @@ func newSubscriptions(ctx context.Context, cfg *config.Config, r *relay.Relay, o
 		Metrics:        metrics,
 		Tracer:         o.tel.Tracer,
 	}, r.Conn(), r.JetStream(), api, log)
+}
+
+// closeListeners frees the ports of servers that never ran.
+func (a *Service) closeListeners() {
+	for _, s := range []*serving.Server{a.ingress, a.ops} {
+		if s != nil {
+			_ = s.Close()
+		}
+	}
 }
 
 func (a *Service) close() {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -258,5 +259,30 @@ func TestMetrics(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Log(text)
+	}
+}
+
+// TestPortInUse: a taken port is a clear start-up error, not a panic, and
+// the embedded NATS server started before it is stopped again.
+func TestPortInUse(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for _, name := range []string{"HTTP_ADDR", "OPS_ADDR"} {
+		env := map[string]string{
+			"DATA_DIR": t.TempDir(), "HTTP_ADDR": "127.0.0.1:0", "OPS_ADDR": "127.0.0.1:0", "EMBEDDED_NATS_LISTEN": "127.0.0.1:0",
+		}
+		env[name] = ln.Addr().String()
+		cfg, err := config.Load(context.Background(), envconfig.MapLookuper(env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = New(context.Background(), cfg, testlog.New(t))
+		if err == nil || !strings.Contains(err.Error(), "failed to listen") {
+			t.Errorf("%s busy: err = %v, want a listen error", name, err)
+		}
 	}
 }

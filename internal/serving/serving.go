@@ -73,6 +73,9 @@ func withDefaults(o Options) Options {
 	return o
 }
 
+// Close frees the listener of a server that will not Run.
+func (s *Server) Close() error { return s.ln.Close() }
+
 // Addr is the bound address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
