@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -19,55 +20,21 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sethvargo/go-envconfig"
 
-	"github.com/pipedrive-gateway/pipedrive-gateway/config"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/service"
-	"github.com/pipedrive-gateway/pipedrive-gateway/internal/testlog"
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/servicetest"
 	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive/pipedrivetest"
 )
 
 // testEnv is the defaults a user gets from `go run .`, moved to temporary
 // directories and free ports.
-func testEnv(t *testing.T) map[string]string {
-	return map[string]string{
-		"DATA_DIR":             t.TempDir(),
-		"HTTP_ADDR":            "127.0.0.1:0",
-		"OPS_ADDR":             "127.0.0.1:0",
-		"EMBEDDED_NATS_LISTEN": "127.0.0.1:0",
-		"WEBHOOK_USER":         "pipedrive",
-		"WEBHOOK_PASSWORD":     "change-me",
-	}
-}
+func testEnv(t *testing.T) map[string]string { return servicetest.Env(t) }
 
 // startApp runs the whole service as `serve` would and returns it with a
 // function that stops it and returns run's error.
 func startApp(t *testing.T, env map[string]string) (*service.Service, func() error) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cfg, err := config.Load(ctx, envconfig.MapLookuper(env))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := service.New(ctx, cfg, testlog.New(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- a.Run(ctx) }()
-	var once sync.Once
-	var runErr error
-	stop := func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case runErr = <-errc:
-			case <-time.After(30 * time.Second):
-				runErr = fmt.Errorf("run did not return within 30s of shutdown")
-			}
-		})
-		return runErr
-	}
-	t.Cleanup(func() { _ = stop() })
-	return a, stop
+	r := servicetest.Start(t, env, slog.LevelDebug)
+	return r.Service, r.Stop
 }
 
 func postEvent(url string, body []byte) (int, error) {

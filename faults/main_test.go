@@ -1,7 +1,6 @@
 package faults
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"flag"
@@ -15,11 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sethvargo/go-envconfig"
-
-	"github.com/pipedrive-gateway/pipedrive-gateway/config"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/service"
-	"github.com/pipedrive-gateway/pipedrive-gateway/internal/testlog"
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/servicetest"
 )
 
 var long = flag.Bool("long", false, "run the long versions: a 10-minute chaos soak and longer loads")
@@ -117,60 +113,20 @@ func freeAddr(t *testing.T) string {
 }
 
 // svc is an in-process gateway.
-type svc struct {
-	*service.Service
-	stop func() error
-}
+type svc struct{ *servicetest.Running }
 
-func (s *svc) ingress() string { return "http://" + s.IngressAddr().String() }
-func (s *svc) ops() string     { return "http://" + s.OpsAddr().String() }
+func (s *svc) ingress() string { return s.IngressURL() }
+func (s *svc) ops() string     { return s.OpsURL() }
+func (s *svc) stop() error     { return s.Stop() }
 
 // startService runs the service as `serve` would, logging errors only (a
 // fault test makes the gateway warn on every request).
 func startService(t *testing.T, env map[string]string, opts ...service.Option) *svc {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cfg, err := config.Load(ctx, envconfig.MapLookuper(env))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(testlog.Writer{T: t}, &slog.HandlerOptions{Level: slog.LevelError}))
-	a, err := service.New(ctx, cfg, log, opts...)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- a.Run(ctx) }()
-	var once sync.Once
-	var runErr error
-	stop := func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case runErr = <-errc:
-			case <-time.After(30 * time.Second):
-				runErr = fmt.Errorf("run did not return within 30s of shutdown")
-			}
-		})
-		return runErr
-	}
-	t.Cleanup(func() { _ = stop() })
-	return &svc{Service: a, stop: stop}
+	return &svc{servicetest.Start(t, env, slog.LevelError, opts...)}
 }
 
 // baseEnv is the production defaults on free loopback ports.
-func baseEnv(t *testing.T) map[string]string {
-	return map[string]string{
-		"DATA_DIR":             t.TempDir(),
-		"HTTP_ADDR":            "127.0.0.1:0",
-		"OPS_ADDR":             "127.0.0.1:0",
-		"EMBEDDED_NATS_LISTEN": "127.0.0.1:0",
-		"WEBHOOK_USER":         "pipedrive",
-		"WEBHOOK_PASSWORD":     "change-me",
-	}
-}
+func baseEnv(t *testing.T) map[string]string { return servicetest.Env(t) }
 
 // status GETs url and returns the status code, 0 on a transport error.
 func status(url string) int {

@@ -39,7 +39,12 @@ const spanName = "POST /webhooks/pipedrive/{company_id}"
 func (g *Gateway) handleWebhook(c echo.Context) error {
 	req := c.Request()
 	companyID := c.Param("company_id")
-	ctx := g.prop.Extract(req.Context(), propagation.HeaderCarrier(req.Header))
+	ctx := req.Context()
+	// Pipedrive sends no trace context; look for it without the key
+	// canonicalisation (and its allocation) that Extract would do.
+	if req.Header["Traceparent"] != nil || req.Header["Baggage"] != nil {
+		ctx = g.prop.Extract(ctx, propagation.HeaderCarrier(req.Header))
+	}
 	ctx, span := g.tracer.Start(ctx, spanName, serverSpan)
 	defer span.End()
 

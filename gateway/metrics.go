@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -21,11 +22,16 @@ type metrics struct {
 	latency   metric.Float64Histogram
 	size      metric.Int64Histogram
 
-	mu       sync.Mutex
-	pairs    map[string]*pairOpts
-	statuses map[int][]metric.AddOption
-	retries  map[string]*window
+	// pairs and statuses are read on every request: immutable maps
+	// swapped on a miss, so that reads take no lock and allocate nothing.
+	pairs    atomic.Pointer[map[pairKey]*pairOpts]
+	statuses atomic.Pointer[map[int][]metric.AddOption]
+
+	mu      sync.Mutex // guards the swaps and retries
+	retries map[string]*window
 }
+
+type pairKey struct{ action, object string }
 
 // maxPairs bounds the (action, object) label pairs: Pipedrive adds entities
 // now and then, but a flood of invented ones must not blow up memory.
@@ -36,7 +42,9 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 		mp = noop.NewMeterProvider()
 	}
 	m := mp.Meter("github.com/pipedrive-gateway/pipedrive-gateway/gateway")
-	x := &metrics{pairs: map[string]*pairOpts{}, statuses: map[int][]metric.AddOption{}, retries: map[string]*window{}}
+	x := &metrics{retries: map[string]*window{}}
+	x.pairs.Store(&map[pairKey]*pairOpts{})
+	x.statuses.Store(&map[int][]metric.AddOption{})
 	x.requests, _ = m.Int64Counter("pipedrive_gateway.webhook_requests", metric.WithDescription("Webhook requests answered, by HTTP status."))
 	x.received, _ = m.Int64Counter("pipedrive_gateway.events_received", metric.WithDescription("Authenticated, well-formed events received, by action and object."))
 	x.published, _ = m.Int64Counter("pipedrive_gateway.events_published", metric.WithDescription("Events acknowledged by JetStream, by action, object and whether JetStream saw a duplicate."))
@@ -61,13 +69,17 @@ type pairOpts struct {
 }
 
 func (x *metrics) pair(action, object string) *pairOpts {
-	key := action + "." + object
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if p, ok := x.pairs[key]; ok {
+	k := pairKey{action, object}
+	if p, ok := (*x.pairs.Load())[k]; ok {
 		return p
 	}
-	if len(x.pairs) >= maxPairs {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	old := *x.pairs.Load()
+	if p, ok := old[k]; ok {
+		return p
+	}
+	if len(old) >= maxPairs {
 		object = "other"
 	}
 	a, o := attribute.String("action", action), attribute.String("object", object)
@@ -78,20 +90,33 @@ func (x *metrics) pair(action, object string) *pairOpts {
 		fresh:    []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(a, o, attribute.Bool("duplicate", false)))},
 		dup:      []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(a, o, attribute.Bool("duplicate", true)))},
 	}
-	if len(x.pairs) < maxPairs {
-		x.pairs[key] = p
+	if len(old) < maxPairs {
+		next := make(map[pairKey]*pairOpts, len(old)+1)
+		for key, v := range old {
+			next[key] = v
+		}
+		next[k] = p
+		x.pairs.Store(&next)
 	}
 	return p
 }
 
 func (x *metrics) status(ctx context.Context, code int) {
-	x.mu.Lock()
-	opt, ok := x.statuses[code]
+	opt, ok := (*x.statuses.Load())[code]
 	if !ok {
-		opt = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.Int("status", code)))}
-		x.statuses[code] = opt
+		x.mu.Lock()
+		old := *x.statuses.Load()
+		if opt, ok = old[code]; !ok {
+			opt = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.Int("status", code)))}
+			next := make(map[int][]metric.AddOption, len(old)+1)
+			for c, v := range old {
+				next[c] = v
+			}
+			next[code] = opt
+			x.statuses.Store(&next)
+		}
+		x.mu.Unlock()
 	}
-	x.mu.Unlock()
 	x.requests.Add(ctx, 1, opt...)
 }
 

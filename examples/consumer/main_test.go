@@ -11,13 +11,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/sethvargo/go-envconfig"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/pipedrive-gateway/pipedrive-gateway/config"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/service"
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/servicetest"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/telemetry"
 )
 
@@ -29,28 +28,18 @@ func TestOneTrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(context.Background(), envconfig.MapLookuper(map[string]string{
-		"DATA_DIR": t.TempDir(), "HTTP_ADDR": "127.0.0.1:0", "OPS_ADDR": "127.0.0.1:0",
-		"EMBEDDED_NATS_LISTEN": "127.0.0.1:0", "WEBHOOK_USER": "u", "WEBHOOK_PASSWORD": "p",
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := servicetest.Env(t)
+	svc := servicetest.Start(t, env, slog.LevelWarn, service.WithTelemetry(tel))
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	svc, err := service.New(ctx, cfg, log, service.WithTelemetry(tel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	go svc.Run(ctx)
 
 	got := make(chan jetstream.Msg, 1)
 	go run(ctx, svc.NATSURL(), "pipedrive.>", "test", tel.Tracer, tel.Propagator, log, func(m jetstream.Msg) { got <- m })
 
 	body, _ := os.ReadFile("../../testdata/v2-change-deal.json")
 	req, _ := http.NewRequest(http.MethodPost, "http://"+svc.IngressAddr().String()+"/webhooks/pipedrive/9912345", bytes.NewReader(body))
-	req.SetBasicAuth("u", "p")
+	req.SetBasicAuth(servicetest.User, servicetest.Password)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("post: %v %v", resp, err)
