@@ -133,7 +133,11 @@ func (m *Manager) lead(ctx context.Context) {
 	} else {
 		defer sub.Unsubscribe()
 	}
-	go m.sched.Run(ctx)
+	// Wait for the scheduler's runs before giving up the lead: a run still
+	// writing at Pipedrive must not overlap with the next leader's.
+	schedDone := make(chan struct{})
+	go func() { defer close(schedDone); m.sched.Run(ctx) }()
+	defer func() { <-schedDone }()
 	m.connectConfigured(ctx)
 	for {
 		m.syncSchedule(ctx)
