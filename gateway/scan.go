@@ -206,7 +206,7 @@ func (sc *scanner) value() (rawValue, error) {
 		return rawValue{b: s, kind: '"', esc: esc}, err
 	case c == '{':
 		start := sc.i
-		err := sc.object(func([]byte, bool) error { _, err := sc.value(); return err })
+		err := sc.skipObject()
 		return rawValue{b: sc.b[start:sc.i], kind: '{'}, err
 	case c == '[':
 		start := sc.i
@@ -224,6 +224,44 @@ func (sc *scanner) value() (rawValue, error) {
 		return rawValue{kind: 'n'}, sc.literal("null")
 	}
 	return rawValue{}, errSyntax
+}
+
+// skipObject is object for values nobody reads, without a callback per
+// member: most of a webhook body is data and previous.
+func (sc *scanner) skipObject() error {
+	if sc.depth++; sc.depth > maxDepth {
+		return errSyntax
+	}
+	defer func() { sc.depth-- }()
+	sc.i++ // '{'
+	if sc.peek() == '}' {
+		sc.i++
+		return nil
+	}
+	for {
+		if sc.peek() != '"' {
+			return errSyntax
+		}
+		if _, _, err := sc.str(); err != nil {
+			return err
+		}
+		if sc.peek() != ':' {
+			return errSyntax
+		}
+		sc.i++
+		if _, err := sc.value(); err != nil {
+			return err
+		}
+		switch sc.peek() {
+		case ',':
+			sc.i++
+		case '}':
+			sc.i++
+			return nil
+		default:
+			return errSyntax
+		}
+	}
 }
 
 func (sc *scanner) array() error {
@@ -252,40 +290,52 @@ func (sc *scanner) array() error {
 	}
 }
 
+// strSpecial marks the bytes that end the fast run through a string: the
+// closing quote, a backslash, and the control bytes JSON forbids.
+var strSpecial = func() (t [256]bool) {
+	for c := 0; c < 0x20; c++ {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
+
 // str scans a string at sc.i and returns its contents (escapes kept).
 func (sc *scanner) str() ([]byte, bool, error) {
 	sc.i++ // opening quote
-	start, esc := sc.i, false
-	for sc.i < len(sc.b) {
-		c := sc.b[sc.i]
-		switch {
-		case c == '"':
-			s := sc.b[start:sc.i]
-			sc.i++
-			return s, esc, nil
-		case c < 0x20:
+	b, start, esc := sc.b, sc.i, false
+	i := sc.i
+	for {
+		for i < len(b) && !strSpecial[b[i]] {
+			i++
+		}
+		if i >= len(b) {
 			return nil, false, errSyntax
-		case c == '\\':
+		}
+		switch b[i] {
+		case '"':
+			sc.i = i + 1
+			return b[start:i], esc, nil
+		case '\\':
 			esc = true
-			if sc.i+1 >= len(sc.b) {
+			if i+1 >= len(b) {
 				return nil, false, errSyntax
 			}
-			switch sc.b[sc.i+1] {
+			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				sc.i += 2
+				i += 2
 			case 'u':
-				if sc.i+6 > len(sc.b) || !isHex4(sc.b[sc.i+2:sc.i+6]) {
+				if i+6 > len(b) || !isHex4(b[i+2:i+6]) {
 					return nil, false, errSyntax
 				}
-				sc.i += 6
+				i += 6
 			default:
 				return nil, false, errSyntax
 			}
-		default:
-			sc.i++
+		default: // a control byte
+			return nil, false, errSyntax
 		}
 	}
-	return nil, false, errSyntax
 }
 
 func isHex4(b []byte) bool {

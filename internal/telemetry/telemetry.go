@@ -76,7 +76,7 @@ func Setup(ctx context.Context, opts Options) (*Telemetry, error) {
 	}
 	t := &Telemetry{Propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})}
 
-	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithIDGenerator(ids{})}
 	exporter, err := newSpanExporter(ctx, getenv)
 	if err != nil {
 		return nil, err
