@@ -184,3 +184,12 @@ func (e *env) assertOneCorrect(id int64) pipedrive.Webhook {
 	}
 	return ours[0]
 }
+
+// waitLeader waits until a running manager leads and answers commands.
+func (e *env) waitLeader() {
+	e.t.Helper()
+	waitFor(e.t, func() bool {
+		_, err := e.m.send(context.Background(), "reconcile", 1<<40) // a company nobody has
+		return err == nil
+	})
+}

@@ -152,6 +152,7 @@ func TestAdminAPI(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	runManager(t, e.m)
+	e.waitLeader()
 	e.fake.AddCompany(pipedrivetest.Company{ID: 42, APIToken: "tok-42", Domain: "acme"})
 	a := newAdmin(t, e.m)
 
@@ -262,6 +263,7 @@ func TestOAuth(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	runManager(t, e.m)
+	e.waitLeader()
 	e.fake.AddCompany(pipedrivetest.Company{ID: 55, Domain: "oauthco"})
 	e.fake.SetAccessTokenLifetime(time.Hour)
 	ing := echo.New()
