@@ -100,9 +100,6 @@ func New(ctx context.Context, opts Options, nc *nats.Conn, js jetstream.JetStrea
 // Credentials is the in-memory credential cache for the gateway.
 func (m *Manager) Credentials() *Cache { return m.cache }
 
-// Store gives access to the company store.
-func (m *Manager) Store() *Store { return m.store }
-
 // Ready reports nil once the credential cache holds every company.
 func (m *Manager) Ready(context.Context) error {
 	if !m.cache.Synced() {
