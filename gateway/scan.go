@@ -159,7 +159,7 @@ func (sc *scanner) peek() byte {
 }
 
 // object scans {"key": value, …}; member is called with each key and must
-// consume its value.
+// consume its value. A nil member skips the values (no call per member).
 func (sc *scanner) object(member func(key []byte, esc bool) error) error {
 	if sc.depth++; sc.depth > maxDepth {
 		return errSyntax
@@ -183,7 +183,11 @@ func (sc *scanner) object(member func(key []byte, esc bool) error) error {
 		}
 		sc.i++
 		sc.ws()
-		if err := member(key, esc); err != nil {
+		if member == nil {
+			if _, err := sc.value(); err != nil {
+				return err
+			}
+		} else if err := member(key, esc); err != nil {
 			return err
 		}
 		switch sc.peek() {
@@ -206,7 +210,7 @@ func (sc *scanner) value() (rawValue, error) {
 		return rawValue{b: s, kind: '"', esc: esc}, err
 	case c == '{':
 		start := sc.i
-		err := sc.skipObject()
+		err := sc.object(nil) // most of a webhook body: data and previous
 		return rawValue{b: sc.b[start:sc.i], kind: '{'}, err
 	case c == '[':
 		start := sc.i
@@ -224,44 +228,6 @@ func (sc *scanner) value() (rawValue, error) {
 		return rawValue{kind: 'n'}, sc.literal("null")
 	}
 	return rawValue{}, errSyntax
-}
-
-// skipObject is object for values nobody reads, without a callback per
-// member: most of a webhook body is data and previous.
-func (sc *scanner) skipObject() error {
-	if sc.depth++; sc.depth > maxDepth {
-		return errSyntax
-	}
-	defer func() { sc.depth-- }()
-	sc.i++ // '{'
-	if sc.peek() == '}' {
-		sc.i++
-		return nil
-	}
-	for {
-		if sc.peek() != '"' {
-			return errSyntax
-		}
-		if _, _, err := sc.str(); err != nil {
-			return err
-		}
-		if sc.peek() != ':' {
-			return errSyntax
-		}
-		sc.i++
-		if _, err := sc.value(); err != nil {
-			return err
-		}
-		switch sc.peek() {
-		case ',':
-			sc.i++
-		case '}':
-			sc.i++
-			return nil
-		default:
-			return errSyntax
-		}
-	}
 }
 
 func (sc *scanner) array() error {
