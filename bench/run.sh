@@ -15,6 +15,8 @@
 #   NATS_BENCH=1      also run `nats bench js pub sync` if a nats CLI is found or installable
 #   NATS_STORE=       JetStream store directory (default: a new dir in the temp dir)
 #   KEEP=0            1 keeps the temp dir (binaries, logs, results) for inspection
+#   TRACING=0         1 exports the gateway's traces over OTLP/HTTP to a local sink (a second
+#                     no-op server), so every request records and ships two spans
 set -euo pipefail
 
 ROUNDS="${ROUNDS:-5}"
@@ -25,6 +27,7 @@ WARMUP="${WARMUP:-3s}"
 VERIFY="${VERIFY:-all}"
 NATS_BENCH="${NATS_BENCH:-1}"
 KEEP="${KEEP:-0}"
+TRACING="${TRACING:-0}"
 USER_NAME=pipedrive
 PASSWORD="bench-$RANDOM$RANDOM"
 COMPANY=9912345
@@ -86,8 +89,9 @@ if [[ "$NATS_BENCH" == 1 ]]; then
 	fi
 fi
 
-mapfile -t port < <("$bin/benchutil" ports 6)
+mapfile -t port < <("$bin/benchutil" ports 7)
 nats_port=${port[0]} nats_mon=${port[1]} gw_port=${port[2]} ops_port=${port[3]} ref_port=${port[4]} noop_port=${port[5]}
+sink_port=${port[6]}
 nats_url="nats://127.0.0.1:$nats_port"
 
 log "starting nats-server on $nats_url"
@@ -100,8 +104,16 @@ if command -v openssl >/dev/null; then
 else
 	state_key="$(head -c 32 /dev/urandom | base64)"
 fi
+otel=()
+if [[ "$TRACING" == 1 ]]; then
+	log "tracing on: the gateway exports spans to a sink on 127.0.0.1:$sink_port"
+	"$bin/noop" -addr "127.0.0.1:$sink_port" >"$tmp/sink.log" 2>&1 &
+	pids+=($!)
+	"$bin/benchutil" wait "http://127.0.0.1:$sink_port/" 30s
+	otel=(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$sink_port" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)
+fi
 log "starting gateway on 127.0.0.1:$gw_port"
-env -i PATH="$PATH" HOME="$tmp" NATS_URL="$nats_url" STATE_KEY="$state_key" \
+env -i PATH="$PATH" HOME="$tmp" NATS_URL="$nats_url" STATE_KEY="$state_key" "${otel[@]}" \
 	WEBHOOK_USER="$USER_NAME" WEBHOOK_PASSWORD="$PASSWORD" \
 	HTTP_ADDR="127.0.0.1:$gw_port" OPS_ADDR="127.0.0.1:$ops_port" DATA_DIR="$tmp/gwdata" \
 	LOG_LEVEL=warn "$bin/pipedrive-gateway" >"$tmp/gateway.log" 2>&1 &
@@ -228,7 +240,7 @@ echo
 echo "## pipedrive-gateway benchmark"
 echo
 echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(go version | cut -d' ' -f3-)"
-echo "gateway: $(git -C "$root" describe --tags --always --dirty 2>/dev/null || echo unknown); load average (1/5/15 min) at start $load_start, at end $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "gateway: $(git -C "$root" describe --tags --always --dirty 2>/dev/null || echo unknown), tracing export $([[ "$TRACING" == 1 ]] && echo on || echo off); load average (1/5/15 min) at start $load_start, at end $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "runs: $ROUNDS interleaved rounds × $DURATION per scenario and system; mean body $("$bin/benchutil" meanbody "$results") B; one nats-server (file store) for all"
 echo
 "$bin/benchutil" summary "$results" "$rss_file"
