@@ -35,6 +35,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sethvargo/go-envconfig"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/config"
 	"github.com/pipedrive-gateway/pipedrive-gateway/gateway"
@@ -218,7 +219,24 @@ func benchParallel(b *testing.B, h http.Handler) {
 // propagation, metrics), echo routing, Basic auth, body read, parse,
 // JetStream publish with the ack, JSON answer.
 func BenchmarkHandler(b *testing.B) {
-	tel, err := telemetry.Setup(context.Background(), telemetry.Options{Getenv: func(string) string { return "" }})
+	benchHandler(b, telemetry.Options{Getenv: func(string) string { return "" }})
+}
+
+// BenchmarkHandlerTraced records every span and hands it to a batch
+// processor whose exporter discards it: the cost of tracing on, without
+// the collector's network round trip.
+func BenchmarkHandlerTraced(b *testing.B) {
+	benchHandler(b, telemetry.Options{Getenv: func(string) string { return "" },
+		SpanProcessor: sdktrace.NewBatchSpanProcessor(discardExporter{})})
+}
+
+type discardExporter struct{}
+
+func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardExporter) Shutdown(context.Context) error                             { return nil }
+
+func benchHandler(b *testing.B, opts telemetry.Options) {
+	tel, err := telemetry.Setup(context.Background(), opts)
 	if err != nil {
 		b.Fatal(err)
 	}

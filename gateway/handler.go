@@ -48,15 +48,30 @@ func (g *Gateway) handleWebhook(c echo.Context) error {
 	ctx, span := g.tracer.Start(ctx, spanName, serverSpan)
 	defer span.End()
 
-	status, err := g.serveWebhook(ctx, c, span, companyID)
+	var note spanNote
+	status, err := g.serveWebhook(ctx, c, &note, companyID)
 	g.metrics.status(ctx, status)
 	if span.IsRecording() {
-		span.SetAttributes(
+		// One SetAttributes call: each call grows the span's slice.
+		attrs := make([]attribute.KeyValue, 0, 9)
+		attrs = append(attrs,
 			attribute.String("http.request.method", http.MethodPost),
 			attribute.String("http.route", "/webhooks/pipedrive/{company_id}"),
 			attribute.Int("http.response.status_code", status),
 			attribute.String("pipedrive.company_id", companyID),
 		)
+		if note.outcome != "" {
+			attrs = append(attrs, attribute.String("pipedrive.outcome", note.outcome))
+		}
+		if note.action != "" {
+			attrs = append(attrs,
+				attribute.String("pipedrive.action", note.action),
+				attribute.String("pipedrive.object", note.object),
+				attribute.String("pipedrive.event_id", note.eventID),
+				attribute.Int("pipedrive.attempt", note.attempt),
+			)
+		}
+		span.SetAttributes(attrs...)
 		if status >= 500 {
 			span.SetStatus(codes.Error, http.StatusText(status))
 		}
@@ -64,8 +79,15 @@ func (g *Gateway) handleWebhook(c echo.Context) error {
 	return err
 }
 
+// spanNote is what serveWebhook learns for the server span.
+type spanNote struct {
+	outcome                 string // published, duplicate, failed, rejected
+	action, object, eventID string
+	attempt                 int
+}
+
 // serveWebhook does the work and returns the status it answered.
-func (g *Gateway) serveWebhook(ctx context.Context, c echo.Context, span trace.Span, companyID string) (int, error) {
+func (g *Gateway) serveWebhook(ctx context.Context, c echo.Context, note *spanNote, companyID string) (int, error) {
 	req := c.Request()
 	if !numericID(companyID) {
 		g.metrics.reject(ctx, "not_found")
@@ -74,21 +96,21 @@ func (g *Gateway) serveWebhook(ctx context.Context, c echo.Context, span trace.S
 	// Credentials first: an unauthenticated caller never makes us read a body.
 	if !g.authorize(req, companyID) {
 		c.Response().Header().Set("WWW-Authenticate", `Basic realm="pipedrive-gateway"`)
-		g.reject(ctx, span, companyID, "unauthorized", http.StatusUnauthorized, "bad credentials")
+		g.reject(ctx, note, companyID, "unauthorized", http.StatusUnauthorized, "bad credentials")
 		return http.StatusUnauthorized, echo.NewHTTPError(http.StatusUnauthorized, "missing or wrong credentials")
 	}
 	if req.ContentLength > g.opts.MaxBodyBytes {
-		return g.tooLarge(ctx, span, companyID)
+		return g.tooLarge(ctx, note, companyID)
 	}
 	buf := g.getBuf()
 	defer g.bufs.Put(buf)
 	n, err := readBody(buf, req.Body, g.opts.MaxBodyBytes+1)
 	if err != nil {
-		g.reject(ctx, span, companyID, "invalid_payload", http.StatusBadRequest, "unreadable body")
+		g.reject(ctx, note, companyID, "invalid_payload", http.StatusBadRequest, "unreadable body")
 		return http.StatusBadRequest, echo.NewHTTPError(http.StatusBadRequest, "failed to read body: "+err.Error())
 	}
 	if n > g.opts.MaxBodyBytes {
-		return g.tooLarge(ctx, span, companyID)
+		return g.tooLarge(ctx, note, companyID)
 	}
 	g.metrics.size.Record(ctx, n)
 	ev := events.Get().(*relay.Event)
@@ -99,7 +121,7 @@ func (g *Gateway) serveWebhook(ctx context.Context, c echo.Context, span trace.S
 		if errors.As(err, &mismatch) {
 			reason = "company_mismatch"
 		}
-		g.reject(ctx, span, companyID, reason, http.StatusBadRequest, err.Error())
+		g.reject(ctx, note, companyID, reason, http.StatusBadRequest, err.Error())
 		return http.StatusBadRequest, echo.NewHTTPError(http.StatusBadRequest, err.Error())
 	}
 	pair := g.metrics.pair(ev.Action, ev.Object)
@@ -107,31 +129,21 @@ func (g *Gateway) serveWebhook(ctx context.Context, c echo.Context, span trace.S
 	if ev.Attempt == 2 {
 		g.metrics.retry(companyID, time.Now())
 	}
-	if span.IsRecording() {
-		span.SetAttributes(
-			attribute.String("pipedrive.action", ev.Action),
-			attribute.String("pipedrive.object", ev.Object),
-			attribute.String("pipedrive.event_id", ev.ID),
-			attribute.Int("pipedrive.attempt", ev.Attempt),
-		)
-	}
+	note.action, note.object, note.eventID, note.attempt = ev.Action, ev.Object, ev.ID, ev.Attempt
 	start := time.Now()
-	ack, err := g.pub.Publish(detach(ctx, span), ev)
+	ack, err := g.pub.Publish(detach(ctx, trace.SpanFromContext(ctx)), ev)
 	took := time.Since(start)
 	if err != nil {
 		g.metrics.failedEvent(ctx, pair, took)
-		span.SetAttributes(attribute.String("pipedrive.outcome", "failed"))
+		note.outcome = "failed"
 		g.log.WarnContext(ctx, "publish failed", "company_id", companyID, "event_id", ev.ID,
 			"action", ev.Action, "object", ev.Object, "error", err)
 		return http.StatusServiceUnavailable, echo.NewHTTPError(http.StatusServiceUnavailable, "event not stored, retry later")
 	}
 	g.metrics.publishedEvent(ctx, pair, ack.Duplicate, took)
-	if span.IsRecording() {
-		outcome := "published"
-		if ack.Duplicate {
-			outcome = "duplicate"
-		}
-		span.SetAttributes(attribute.String("pipedrive.outcome", outcome))
+	note.outcome = "published"
+	if ack.Duplicate {
+		note.outcome = "duplicate"
 	}
 	if g.log.Enabled(ctx, slog.LevelDebug) {
 		g.log.DebugContext(ctx, "event published", "company_id", companyID, "event_id", ev.ID, "action", ev.Action,
@@ -163,14 +175,14 @@ func detach(ctx context.Context, span trace.Span) context.Context {
 	return trace.ContextWithSpan(out, span)
 }
 
-func (g *Gateway) reject(ctx context.Context, span trace.Span, companyID, reason string, status int, detail string) {
+func (g *Gateway) reject(ctx context.Context, note *spanNote, companyID, reason string, status int, detail string) {
 	g.metrics.reject(ctx, reason)
-	span.SetAttributes(attribute.String("pipedrive.outcome", "rejected"))
+	note.outcome = "rejected"
 	g.log.InfoContext(ctx, "webhook rejected", "company_id", companyID, "status", status, "reason", detail)
 }
 
-func (g *Gateway) tooLarge(ctx context.Context, span trace.Span, companyID string) (int, error) {
-	g.reject(ctx, span, companyID, "too_large", http.StatusRequestEntityTooLarge, "body too large")
+func (g *Gateway) tooLarge(ctx context.Context, note *spanNote, companyID string) (int, error) {
+	g.reject(ctx, note, companyID, "too_large", http.StatusRequestEntityTooLarge, "body too large")
 	return http.StatusRequestEntityTooLarge, echo.NewHTTPError(http.StatusRequestEntityTooLarge,
 		"body larger than MAX_BODY_BYTES ("+strconv.FormatInt(g.opts.MaxBodyBytes, 10)+" bytes)")
 }

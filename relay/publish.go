@@ -68,8 +68,11 @@ func (r *Relay) Publish(ctx context.Context, ev *Event) (Ack, error) {
 	out.set(jetstream.MsgIDHeader, ev.ID)
 	// The consumer continues the trace from these headers.
 	r.prop.Inject(ctx, out)
+	ack, err := r.js.PublishMsg(ctx, &out.msg)
 	if span.IsRecording() {
-		span.SetAttributes(
+		// One SetAttributes call: each call grows the span's slice.
+		attrs := make([]attribute.KeyValue, 0, 8)
+		attrs = append(attrs,
 			attribute.String("messaging.system", "nats"),
 			attribute.String("messaging.operation.type", "send"),
 			attribute.String("messaging.operation.name", "publish"),
@@ -77,8 +80,11 @@ func (r *Relay) Publish(ctx context.Context, ev *Event) (Ack, error) {
 			attribute.String("messaging.message.id", ev.ID),
 			attribute.Int("messaging.message.body.size", len(ev.Body)),
 		)
+		if err == nil {
+			attrs = append(attrs, attribute.Int64("messaging.nats.stream.sequence", int64(ack.Sequence)), attribute.Bool("messaging.nats.duplicate", ack.Duplicate))
+		}
+		span.SetAttributes(attrs...)
 	}
-	ack, err := r.js.PublishMsg(ctx, &out.msg)
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "publish failed")
@@ -86,9 +92,6 @@ func (r *Relay) Publish(ctx context.Context, ev *Event) (Ack, error) {
 			return Ack{}, fmt.Errorf("event too large for NATS: %w", err)
 		}
 		return Ack{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	if span.IsRecording() {
-		span.SetAttributes(attribute.Int64("messaging.nats.stream.sequence", int64(ack.Sequence)), attribute.Bool("messaging.nats.duplicate", ack.Duplicate))
 	}
 	return Ack{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
 }
