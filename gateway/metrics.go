@@ -65,7 +65,6 @@ type pairOpts struct {
 	// Slices, not single options: passing an existing slice to a
 	// variadic parameter does not allocate one per call.
 	plain, fresh, dup []metric.AddOption
-	plainRec          []metric.RecordOption
 }
 
 func (x *metrics) pair(action, object string) *pairOpts {
@@ -85,10 +84,9 @@ func (x *metrics) pair(action, object string) *pairOpts {
 	a, o := attribute.String("action", action), attribute.String("object", object)
 	plain := metric.WithAttributeSet(attribute.NewSet(a, o))
 	p := &pairOpts{
-		plain:    []metric.AddOption{plain},
-		plainRec: []metric.RecordOption{plain},
-		fresh:    []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(a, o, attribute.Bool("duplicate", false)))},
-		dup:      []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(a, o, attribute.Bool("duplicate", true)))},
+		plain: []metric.AddOption{plain},
+		fresh: []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(a, o, attribute.Bool("duplicate", false)))},
+		dup:   []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(a, o, attribute.Bool("duplicate", true)))},
 	}
 	if len(old) < maxPairs {
 		next := make(map[pairKey]*pairOpts, len(old)+1)

@@ -89,8 +89,7 @@ func New(ctx context.Context, opts Options, nc *nats.Conn, js jetstream.JetStrea
 	m.rec = &reconciler{
 		store: store, api: api, publicURL: opts.PublicURL, name: opts.WebhookName,
 		now: opts.Clock.Now, log: log, metrics: opts.Metrics,
-		tracer:  opts.Tracer.Tracer("github.com/pipedrive-gateway/pipedrive-gateway/subscriptions"),
-		observe: func(res result, d time.Duration) { opts.Metrics.Reconciled(res.outcome(), d) },
+		tracer: opts.Tracer.Tracer("github.com/pipedrive-gateway/pipedrive-gateway/subscriptions"),
 	}
 	m.sched = newScheduler(opts.Clock, opts.ResyncInterval, m.rec.reconcile)
 	lease.onChange = opts.Metrics.Leader

@@ -30,7 +30,6 @@ type reconciler struct {
 	name      string
 	now       func() time.Time
 	log       *slog.Logger
-	observe   func(result, time.Duration)
 	metrics   Metrics
 	tracer    trace.Tracer
 }
@@ -67,9 +66,7 @@ func (r *reconciler) reconcile(ctx context.Context, id int64) (res result) {
 			span.SetStatus(codes.Error, res.err.Error())
 		}
 		span.End()
-		if r.observe != nil {
-			r.observe(res, r.now().Sub(start))
-		}
+		r.metrics.Reconciled(res.outcome(), r.now().Sub(start))
 	}()
 	c, err := r.store.Get(ctx, id)
 	if errors.Is(err, ErrUnknownCompany) {
@@ -217,7 +214,5 @@ func (r *reconciler) record(ctx context.Context, c *Company, res result) {
 	if err != nil && !errors.Is(err, ErrUnknownCompany) {
 		r.log.ErrorContext(ctx, "failed to record reconcile result", "company_id", c.ID, "error", err)
 	}
-	if r.metrics != nil {
-		r.metrics.Company(c)
-	}
+	r.metrics.Company(c)
 }

@@ -105,17 +105,6 @@ func (s *scheduler) Ensure(id int64, delay time.Duration) {
 	s.poke()
 }
 
-// Known returns the scheduled company ids.
-func (s *scheduler) Known() []int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ids := make([]int64, 0, len(s.items))
-	for id := range s.items {
-		ids = append(ids, id)
-	}
-	return ids
-}
-
 func (s *scheduler) poke() {
 	select {
 	case s.wake <- struct{}{}:
