@@ -22,7 +22,7 @@ import (
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/service"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/servicetest"
-	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive/pipedrivetest"
+	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive/pipedrivetest"
 )
 
 // testEnv is the defaults a user gets from `go run .`, moved to temporary

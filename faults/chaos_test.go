@@ -10,8 +10,8 @@ import (
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/natstest"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/service"
-	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive"
-	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive/pipedrivetest"
+	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive"
+	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive/pipedrivetest"
 )
 
 const publicURL = "https://hooks.example.com"

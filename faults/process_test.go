@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive/pipedrivetest"
+	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive/pipedrivetest"
 )
 
 // proc is the gateway binary running as a child process.

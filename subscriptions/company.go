@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive"
+	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive"
 )
 
 // Auth kinds of a company.

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive"
+	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive"
 )
 
 // newWebhookCredentials makes the Basic credentials of a company's webhook:

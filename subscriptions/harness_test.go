@@ -12,8 +12,8 @@ import (
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/natstest"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/testlog"
-	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive"
-	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive/pipedrivetest"
+	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive"
+	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive/pipedrivetest"
 )
 
 const testPublicURL = "https://hooks.example.com"

@@ -9,7 +9,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive"
+	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive"
 )
 
 // Metrics receives what the subscription side measures.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive"
+	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive"
 )
 
 // stateCookie carries the OAuth state between /oauth/install and

@@ -3,7 +3,7 @@ package subscriptions
 import (
 	"slices"
 
-	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive"
+	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive"
 )
 
 // desired is the one webhook a company should have.

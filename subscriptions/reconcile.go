@@ -11,7 +11,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive"
+	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive"
 )
 
 // API is the part of the Pipedrive client the reconciler uses.

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive"
-	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive/pipedrivetest"
+	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive"
+	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive/pipedrivetest"
 )
 
 func TestReconcileCreatesThenIdle(t *testing.T) {

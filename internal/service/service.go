@@ -16,9 +16,9 @@ import (
 	"github.com/pipedrive-gateway/pipedrive-gateway/gateway"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/serving"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/telemetry"
+	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive"
 	"github.com/pipedrive-gateway/pipedrive-gateway/relay"
 	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions"
-	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive"
 )
 
 // Service is the wired gateway: relay, subscription manager, ingress and

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive"
+	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive"
 )
 
 // Company is a Pipedrive company known to the fake.

@@ -14,8 +14,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive"
-	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive/pipedrivetest"
+	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive"
+	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive/pipedrivetest"
 )
 
 const (

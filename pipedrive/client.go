@@ -121,7 +121,7 @@ func New(opts Options) *Client {
 	if opts.Tracer == nil {
 		opts.Tracer = tracenoop.NewTracerProvider()
 	}
-	c.tracer = opts.Tracer.Tracer("github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive")
+	c.tracer = opts.Tracer.Tracer("github.com/pipedrive-gateway/pipedrive-gateway/pipedrive")
 	return c
 }
 

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/pipedrive"
+	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive"
 )
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
