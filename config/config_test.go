@@ -22,11 +22,14 @@ func TestDefaults(t *testing.T) {
 	got := map[string]any{
 		"HTTP_ADDR": c.HTTP.Addr, "OPS_ADDR": c.HTTP.OpsAddr, "EMBEDDED_NATS_LISTEN": c.NATS.EmbeddedURL,
 		"DATA_DIR": c.NATS.DataDir, "SUBJECT_PREFIX": c.Stream.SubjectPrefix, "STREAM_NAME": c.Stream.Name,
-		"STREAM_MAX_AGE": c.Stream.MaxAge.D, "STREAM_REPLICAS": c.Stream.Replicas.V,
-		"DEDUPE_WINDOW": c.Stream.DedupeWindow.D, "PUBLISH_TIMEOUT": c.Stream.PublishTimeout.D,
-		"MAX_BODY_BYTES": c.HTTP.MaxBodyBytes.N, "PIPEDRIVE_OAUTH_URL": c.Pipedrive.OAuthURL,
-		"RESYNC_INTERVAL": c.Pipedrive.ResyncInterval.D, "WEBHOOK_NAME": c.Pipedrive.WebhookName,
-		"LOG_LEVEL": c.Log.Level.Level.String(), "LOG_FORMAT": c.Log.Format, "embedded": c.NATS.Embedded(),
+		"STREAM_MAX_AGE": c.Stream.MaxAge, "STREAM_REPLICAS": c.Stream.Replicas,
+		"DEDUPE_WINDOW": c.Stream.DedupeWindow, "PUBLISH_TIMEOUT": c.Stream.PublishTimeout,
+		"MAX_BODY_BYTES": int64(c.HTTP.MaxBodyBytes), "PIPEDRIVE_OAUTH_URL": c.Pipedrive.OAuthURL,
+		"RESYNC_INTERVAL": c.Pipedrive.ResyncInterval, "WEBHOOK_NAME": c.Pipedrive.WebhookName,
+		"LOG_LEVEL": c.Log.Level.String(), "LOG_FORMAT": c.Log.Format, "embedded": c.NATS.Embedded(),
+		"STREAM_MAX_BYTES": int64(c.Stream.MaxBytes), "STREAM_MANAGE": c.Stream.Manage, "SHUTDOWN_DELAY": c.HTTP.ShutdownDelay,
+		"RECONCILE_CONCURRENCY": c.Pipedrive.ReconcileConcurrency, "OAUTH_INSTALL": c.Pipedrive.OAuthInstall,
+		"BACKFILL": bool(c.Backfill.Enabled), "BACKFILL_MAX_TOKENS": c.Backfill.MaxTokens,
 	}
 	want := map[string]any{
 		"HTTP_ADDR": ":8080", "OPS_ADDR": ":9090", "EMBEDDED_NATS_LISTEN": "127.0.0.1:4222",
@@ -35,6 +38,8 @@ func TestDefaults(t *testing.T) {
 		"PUBLISH_TIMEOUT": 5 * time.Second, "MAX_BODY_BYTES": int64(512 << 10),
 		"PIPEDRIVE_OAUTH_URL": "https://oauth.pipedrive.com", "RESYNC_INTERVAL": time.Hour,
 		"WEBHOOK_NAME": "pipedrive-gateway", "LOG_LEVEL": "INFO", "LOG_FORMAT": "json", "embedded": true,
+		"STREAM_MAX_BYTES": int64(0), "STREAM_MANAGE": "update", "SHUTDOWN_DELAY": time.Duration(0),
+		"RECONCILE_CONCURRENCY": 32, "OAUTH_INSTALL": "ticket", "BACKFILL": true, "BACKFILL_MAX_TOKENS": 5000,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
@@ -52,8 +57,8 @@ func TestValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.NATS.Embedded() || !c.Admin.StateKey.Set() || c.HTTP.MaxBodyBytes.N != 1<<20 ||
-		len(c.Pipedrive.APITokens) != 2 || c.Stream.Replicas.V != 3 {
+	if c.NATS.Embedded() || len(c.Admin.StateKey) == 0 || int64(c.HTTP.MaxBodyBytes) != 1<<20 ||
+		len(c.Pipedrive.APITokens) != 2 || c.Stream.Replicas != 3 {
 		t.Errorf("unexpected config %+v", c)
 	}
 }
@@ -85,6 +90,13 @@ func TestValidate(t *testing.T) {
 		{name: "bad_urls", env: map[string]string{"PUBLIC_URL": "hooks.example.com", "PIPEDRIVE_API_URL": "ftp://x", "PIPEDRIVE_OAUTH_URL": "https://x/?a=1"}, want: []string{"PUBLIC_URL", "PIPEDRIVE_API_URL", "PIPEDRIVE_OAUTH_URL"}},
 		{name: "empty_token_entry", env: map[string]string{"PIPEDRIVE_API_TOKENS": "a,,b"}, want: []string{"PIPEDRIVE_API_TOKENS"}},
 		{name: "tls_cert_without_key", env: map[string]string{"NATS_TLS_CERT": "/c.pem"}, want: []string{"NATS_TLS_CERT"}},
+		{name: "new_settings_all_bad", env: map[string]string{
+			"STREAM_MAX_BYTES": "lots", "STREAM_MANAGE": "sometimes", "SHUTDOWN_DELAY": "1h",
+			"RECONCILE_CONCURRENCY": "0", "OAUTH_INSTALL": "closed", "BACKFILL": "maybe", "BACKFILL_MAX_TOKENS": "-5",
+		}, want: []string{"STREAM_MAX_BYTES", "STREAM_MANAGE", "SHUTDOWN_DELAY", "RECONCILE_CONCURRENCY", "OAUTH_INSTALL", "BACKFILL", "BACKFILL_MAX_TOKENS"}},
+		{name: "stream_max_bytes_too_small", env: map[string]string{"STREAM_MAX_BYTES": "1KiB"}, want: []string{"STREAM_MAX_BYTES"}},
+		{name: "previous_key_bad", env: map[string]string{"STATE_KEY": base64.StdEncoding.EncodeToString(make([]byte, 32)), "STATE_KEY_PREVIOUS": "%%%"}, want: []string{"STATE_KEY_PREVIOUS"}},
+		{name: "previous_key_without_current", env: map[string]string{"STATE_KEY_PREVIOUS": base64.StdEncoding.EncodeToString(make([]byte, 32))}, want: []string{"STATE_KEY_PREVIOUS"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -102,6 +114,21 @@ func TestValidate(t *testing.T) {
 				t.Errorf("error has %d lines, want one per problem (%d):\n%v", lines, len(tc.want), err)
 			}
 		})
+	}
+}
+
+// TestValidateOrder checks that the same problems are always listed in the
+// same order.
+func TestValidateOrder(t *testing.T) {
+	t.Parallel()
+	env := envconfig.MapLookuper(map[string]string{
+		"HTTP_ADDR": "x", "OPS_ADDR": "y", "PUBLISH_TIMEOUT": "soon", "STREAM_REPLICAS": "nine", "LOG_LEVEL": "loud",
+	})
+	_, first := config.Load(context.Background(), env)
+	for range 20 {
+		if _, err := config.Load(context.Background(), env); err == nil || err.Error() != first.Error() {
+			t.Fatalf("order changed:\n%v\nthen\n%v", first, err)
+		}
 	}
 }
 

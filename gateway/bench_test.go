@@ -243,7 +243,7 @@ func benchHandler(b *testing.B, opts telemetry.Options) {
 	b.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
 	r, cfg := benchRelay(b, relay.WithTracing(tel.Tracer, tel.Propagator))
 	gw := gateway.New(gateway.Options{
-		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes.N,
+		MaxBodyBytes:   int64(cfg.HTTP.MaxBodyBytes),
 		StaticUser:     cfg.HTTP.WebhookUser,
 		StaticPassword: cfg.HTTP.WebhookPassword,
 		Tracer:         tel.Tracer,
@@ -276,7 +276,7 @@ func BenchmarkBaselineNATS(b *testing.B) {
 			benchPutID(body, s)
 			// The id string is made here as the gateway's parse makes it.
 			id := string(body[benchIDOffset-24 : benchIDOffset+12])
-			ctx, cancel := context.WithTimeout(context.Background(), cfg.Stream.PublishTimeout.D)
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.Stream.PublishTimeout)
 			_, err := js.PublishMsg(ctx, &nats.Msg{Subject: "pipedrive.change.deal", Data: body},
 				jetstream.WithMsgID(id), jetstream.WithExpectStream(cfg.Stream.Name))
 			cancel()

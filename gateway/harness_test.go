@@ -74,7 +74,7 @@ func newHarness(t *testing.T, env map[string]string) *harness {
 		r.Close(context.Background())
 	})
 	gw := gateway.New(gateway.Options{
-		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes.N,
+		MaxBodyBytes:   int64(cfg.HTTP.MaxBodyBytes),
 		StaticUser:     cfg.HTTP.WebhookUser,
 		StaticPassword: cfg.HTTP.WebhookPassword,
 	}, r, creds{"1001": {"managed-user", "managed-password-0123456789abcdef"}}, log)

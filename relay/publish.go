@@ -56,7 +56,7 @@ func (r *Relay) Publish(ctx context.Context, ev *Event) (Ack, error) {
 	names := r.names.get(r.cfg.SubjectPrefix, ev)
 	ctx, span := r.tracer.Start(ctx, names.spanName, producerSpan)
 	defer span.End()
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout.D)
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
 	defer cancel()
 
 	out := getMsg()

@@ -69,7 +69,7 @@ func WithTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) Op
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger, options ...Option) (*Relay, error) {
 	r := &Relay{
 		cfg:    cfg.Stream,
-		maxMsg: cfg.HTTP.MaxBodyBytes.N + config.HeaderReserve,
+		maxMsg: int64(cfg.HTTP.MaxBodyBytes) + config.HeaderReserve,
 		log:    log,
 		fatal:  make(chan error, 1),
 		tracer: tracenoop.NewTracerProvider().Tracer(""),

@@ -21,9 +21,9 @@ func (r *Relay) StreamConfig() jetstream.StreamConfig {
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
-		MaxAge:      r.cfg.MaxAge.D,
-		Replicas:    r.cfg.Replicas.V,
-		Duplicates:  r.cfg.DedupeWindow.D,
+		MaxAge:      r.cfg.MaxAge,
+		Replicas:    r.cfg.Replicas,
+		Duplicates:  r.cfg.DedupeWindow,
 		MaxMsgSize:  int32(r.maxMsg),
 	}
 }
@@ -44,8 +44,8 @@ func (r *Relay) ensureStream(ctx context.Context) error {
 	}
 	if !r.streamReady.Swap(true) {
 		r.log.Info("stream ready", "stream", r.cfg.Name, "subjects", r.cfg.SubjectPrefix+".>",
-			"max_age", r.cfg.MaxAge.D.String(), "replicas", r.cfg.Replicas.V,
-			"duplicate_window", r.cfg.DedupeWindow.D.String())
+			"max_age", r.cfg.MaxAge.String(), "replicas", r.cfg.Replicas,
+			"duplicate_window", r.cfg.DedupeWindow.String())
 	}
 	return nil
 }

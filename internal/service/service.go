@@ -95,7 +95,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		return nil, err
 	}
 	gw := gateway.New(gateway.Options{
-		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes.N,
+		MaxBodyBytes:   int64(cfg.HTTP.MaxBodyBytes),
 		StaticUser:     cfg.HTTP.WebhookUser,
 		StaticPassword: cfg.HTTP.WebhookPassword,
 		Tracer:         o.tel.Tracer,
@@ -105,7 +105,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	a.subs.RegisterOAuth(gw.Echo())
 	a.ingress, err = serving.Listen("ingress", cfg.HTTP.Addr, gw, serving.Options{
 		// Long enough for the slowest publish plus reading a large body.
-		WriteTimeout: cfg.Stream.PublishTimeout.D + 10*time.Second,
+		WriteTimeout: cfg.Stream.PublishTimeout + 10*time.Second,
 	}, log)
 	if err != nil {
 		return nil, err
@@ -146,8 +146,8 @@ func (a *Service) Run(ctx context.Context) error {
 // newSubscriptions opens the company store and the lease with the state
 // key: STATE_KEY, or with the embedded default a key kept in DATA_DIR.
 func newSubscriptions(ctx context.Context, cfg *config.Config, r *relay.Relay, o options, log *slog.Logger) (*subscriptions.Manager, error) {
-	key := cfg.Admin.StateKey.Bytes()
-	if !cfg.Admin.StateKey.Set() {
+	key := []byte(cfg.Admin.StateKey)
+	if len(key) == 0 {
 		var err error
 		if key, err = subscriptions.LoadOrCreateKey(cfg.NATS.DataDir, log); err != nil {
 			return nil, err
@@ -169,12 +169,12 @@ func newSubscriptions(ctx context.Context, cfg *config.Config, r *relay.Relay, o
 	return subscriptions.New(ctx, subscriptions.Options{
 		PublicURL:      strings.TrimRight(cfg.HTTP.PublicURL, "/"),
 		WebhookName:    cfg.Pipedrive.WebhookName,
-		ResyncInterval: cfg.Pipedrive.ResyncInterval.D,
+		ResyncInterval: cfg.Pipedrive.ResyncInterval,
 		APITokens:      cfg.Pipedrive.APITokens,
 		AdminToken:     cfg.Admin.Token,
 		OAuthEnabled:   cfg.Pipedrive.OAuthEnabled(),
 		StreamName:     cfg.Stream.Name,
-		Replicas:       cfg.Stream.Replicas.V,
+		Replicas:       cfg.Stream.Replicas,
 		StateKey:       key,
 		LeaseTTL:       o.leaseTTL,
 		Metrics:        metrics,
