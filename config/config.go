@@ -85,11 +85,11 @@ const (
 
 // Pipedrive holds what the subscription manager needs to talk to Pipedrive.
 type Pipedrive struct {
-	APITokens      []string `env:"PIPEDRIVE_API_TOKENS"`
-	ClientID       string   `env:"PIPEDRIVE_CLIENT_ID"`
-	ClientSecret   string   `env:"PIPEDRIVE_CLIENT_SECRET"`
-	APIURL         string   `env:"PIPEDRIVE_API_URL"`
-	OAuthURL       string   `env:"PIPEDRIVE_OAUTH_URL, default=https://oauth.pipedrive.com"`
+	APITokens      []string      `env:"PIPEDRIVE_API_TOKENS"`
+	ClientID       string        `env:"PIPEDRIVE_CLIENT_ID"`
+	ClientSecret   string        `env:"PIPEDRIVE_CLIENT_SECRET"`
+	APIURL         string        `env:"PIPEDRIVE_API_URL"`
+	OAuthURL       string        `env:"PIPEDRIVE_OAUTH_URL, default=https://oauth.pipedrive.com"`
 	ResyncInterval time.Duration `env:"RESYNC_INTERVAL, default=1h"`
 	WebhookName    string        `env:"WEBHOOK_NAME, default=pipedrive-gateway"`
 	// ReconcileConcurrency bounds the companies the leader works on at once.
