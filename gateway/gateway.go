@@ -19,12 +19,12 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/pipedrive-gateway/pipedrive-gateway/relay"
+	"github.com/pipedrive-gateway/pipedrive-gateway/event"
 )
 
 // Publisher is what the gateway needs from the relay.
 type Publisher interface {
-	Publish(ctx context.Context, ev *relay.Event) (relay.Ack, error)
+	Publish(ctx context.Context, ev *event.Event) (event.Ack, error)
 }
 
 // Credentials gives the Basic credentials of a managed company. It is

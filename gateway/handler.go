@@ -18,7 +18,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/pipedrive-gateway/pipedrive-gateway/relay"
+	"github.com/pipedrive-gateway/pipedrive-gateway/event"
 )
 
 // The answers to Pipedrive on success, encoded once.
@@ -29,7 +29,7 @@ var (
 
 // events are reused between requests: an event only lives until its
 // publish returns.
-var events = sync.Pool{New: func() any { return new(relay.Event) }}
+var events = sync.Pool{New: func() any { return new(event.Event) }}
 
 var serverSpan = trace.WithSpanKind(trace.SpanKindServer)
 
@@ -113,8 +113,8 @@ func (g *Gateway) serveWebhook(ctx context.Context, c echo.Context, note *spanNo
 		return g.tooLarge(ctx, note, companyID)
 	}
 	g.metrics.size.Record(ctx, n)
-	ev := events.Get().(*relay.Event)
-	defer func() { *ev = relay.Event{}; events.Put(ev) }()
+	ev := events.Get().(*event.Event)
+	defer func() { *ev = event.Event{}; events.Put(ev) }()
 	if err := parseInto(ev, buf.Bytes(), companyID); err != nil {
 		reason := "invalid_payload"
 		var mismatch *CompanyMismatchError

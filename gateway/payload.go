@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/pipedrive-gateway/pipedrive-gateway/relay"
+	"github.com/pipedrive-gateway/pipedrive-gateway/event"
 )
 
 // PayloadError is a webhook body the gateway cannot relay; it becomes a 400.
@@ -45,8 +45,8 @@ var knownObjects = func() map[string]string {
 
 // Parse reads a webhook body (v2 or v1) delivered for companyID and returns
 // the event to publish, or a *PayloadError. Body is referenced, not copied.
-func Parse(body []byte, companyID string) (*relay.Event, error) {
-	ev := &relay.Event{}
+func Parse(body []byte, companyID string) (*event.Event, error) {
+	ev := &event.Event{}
 	if err := parseInto(ev, body, companyID); err != nil {
 		return nil, err
 	}
@@ -54,7 +54,7 @@ func Parse(body []byte, companyID string) (*relay.Event, error) {
 }
 
 // parseInto is Parse filling a caller's (pooled) event.
-func parseInto(ev *relay.Event, body []byte, companyID string) error {
+func parseInto(ev *event.Event, body []byte, companyID string) error {
 	var s scanned
 	if err := scanBody(body, &s); err != nil {
 		if err == errNotObject {
@@ -68,7 +68,7 @@ func parseInto(ev *relay.Event, body []byte, companyID string) error {
 	if err := checkTypes(&s); err != nil {
 		return err
 	}
-	*ev = relay.Event{Body: body}
+	*ev = event.Event{Body: body}
 	m := &s.m
 	var err error
 	switch {
@@ -126,7 +126,7 @@ func checkTypes(s *scanned) error {
 	return nil
 }
 
-func parseV2(ev *relay.Event, m *[nMeta]rawValue) error {
+func parseV2(ev *event.Event, m *[nMeta]rawValue) error {
 	ev.Version = "2.0"
 	switch action := m[mAction].bytes(); string(action) {
 	case "create":
@@ -168,7 +168,7 @@ func parseV2(ev *relay.Event, m *[nMeta]rawValue) error {
 	return nil
 }
 
-func parseV1(ev *relay.Event, s *scanned) error {
+func parseV1(ev *event.Event, s *scanned) error {
 	m := &s.m
 	ev.Version = "1.0"
 	action, object := string(m[mAction].bytes()), string(m[mObject].bytes())
@@ -219,7 +219,7 @@ func parseV1(ev *relay.Event, s *scanned) error {
 
 // finishStrings checks the values that become NATS headers and makes them
 // strings with one allocation for all of them.
-func finishStrings(ev *relay.Event, m *[nMeta]rawValue) error {
+func finishStrings(ev *event.Event, m *[nMeta]rawValue) error {
 	entity := m[mEntityID].bytes()
 	if ev.Version == "1.0" {
 		entity = m[mID].bytes()

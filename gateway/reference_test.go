@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pipedrive-gateway/pipedrive-gateway/relay"
+	"github.com/pipedrive-gateway/pipedrive-gateway/event"
 )
 
 // envelope holds the few top-level fields needed to tell v1 from v2. The
@@ -65,7 +65,7 @@ func (f *refFlex) UnmarshalJSON(b []byte) error {
 // referenceParse is the first parser, on encoding/json, kept as the oracle
 // for FuzzScan. It reads a webhook body (v2 or v1) delivered for companyID and returns
 // the event to publish, or a *PayloadError. Body is referenced, not copied.
-func referenceParse(body []byte, companyID string) (*relay.Event, error) {
+func referenceParse(body []byte, companyID string) (*event.Event, error) {
 	var env refEnvelope
 	if err := json.Unmarshal(body, &env); err != nil {
 		var te *json.UnmarshalTypeError
@@ -81,7 +81,7 @@ func referenceParse(body []byte, companyID string) (*relay.Event, error) {
 	if m == nil {
 		return nil, invalid("no meta object: not a Pipedrive webhook")
 	}
-	ev := &relay.Event{Body: body}
+	ev := &event.Event{Body: body}
 	var err error
 	switch {
 	case strings.HasPrefix(string(m.Version), "2"):
@@ -123,7 +123,7 @@ func referenceParse(body []byte, companyID string) (*relay.Event, error) {
 	return ev, nil
 }
 
-func refParseV2(ev *relay.Event, m *refMeta) error {
+func refParseV2(ev *event.Event, m *refMeta) error {
 	ev.Version = "2.0"
 	switch m.Action {
 	case "create", "change", "delete":
@@ -163,7 +163,7 @@ func refParseV2(ev *relay.Event, m *refMeta) error {
 	return nil
 }
 
-func refParseV1(ev *relay.Event, env *refEnvelope) error {
+func refParseV1(ev *event.Event, env *refEnvelope) error {
 	m := env.Meta
 	ev.Version = "1.0"
 	action, object := m.Action, m.Object

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/pipedrive-gateway/pipedrive-gateway/event"
 )
 
 // outMsg is a NATS message reused across publishes: its header map and the
@@ -54,7 +55,7 @@ func (o *outMsg) Keys() []string { return headerCarrier(o.msg.Header).Keys() }
 
 // fill sets the SPEC §4 headers of ev. ce-source and ce-time share one
 // string allocation.
-func (o *outMsg) fill(ev *Event, ceType string) {
+func (o *outMsg) fill(ev *event.Event, ceType string) {
 	var buf [320]byte
 	b := buf[:0]
 	if ev.Host != "" {
@@ -78,12 +79,12 @@ func (o *outMsg) fill(ev *Event, ceType string) {
 		o.set("ce-time", s[src:])
 	}
 	o.set("Content-Type", "application/json")
-	o.set(HeaderCompanyID, ev.CompanyID)
+	o.set(event.HeaderCompanyID, ev.CompanyID)
 	if ev.WebhookID != "" {
-		o.set(HeaderWebhookID, ev.WebhookID)
+		o.set(event.HeaderWebhookID, ev.WebhookID)
 	}
-	o.set(HeaderWebhookVersion, ev.Version)
-	o.set(HeaderAttempt, strconv.Itoa(ev.Attempt)) // no allocation below 100
+	o.set(event.HeaderWebhookVersion, ev.Version)
+	o.set(event.HeaderAttempt, strconv.Itoa(ev.Attempt)) // no allocation below 100
 }
 
 // eventNames are the strings derived from (action, object), made once.
@@ -103,7 +104,7 @@ type nameCache struct {
 
 const maxNames = 1024
 
-func (c *nameCache) get(prefix string, ev *Event) *eventNames {
+func (c *nameCache) get(prefix string, ev *event.Event) *eventNames {
 	k := namesKey{ev.Action, ev.Object}
 	c.mu.RLock()
 	n, ok := c.m[k]

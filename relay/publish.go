@@ -4,55 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/pipedrive-gateway/pipedrive-gateway/event"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Event is one Pipedrive event ready to publish. The gateway fills it from
-// the webhook payload; Body is published byte for byte.
-type Event struct {
-	Action    string // create, change or delete
-	Object    string // deal, person, … (a safe subject token)
-	ID        string // dedupe id, becomes Nats-Msg-Id and ce-id
-	CompanyID string
-	WebhookID string
-	Version   string // "2.0" or "1.0"
-	Attempt   int    // 1 = first delivery
-	EntityID  string
-	Time      time.Time
-	Host      string // meta.host, e.g. acme.pipedrive.com; may be empty
-	Body      []byte
-}
-
-// Ack is JetStream's acknowledgement of a publish.
-type Ack struct {
-	Stream    string
-	Sequence  uint64
-	Duplicate bool
-}
-
-// Header names of SPEC §4. NATS headers are case-sensitive, so these are
-// written exactly as consumers read them.
-const (
-	HeaderCompanyID      = "Pipedrive-Company-Id"
-	HeaderWebhookID      = "Pipedrive-Webhook-Id"
-	HeaderWebhookVersion = "Pipedrive-Webhook-Version"
-	HeaderAttempt        = "Pipedrive-Attempt"
-)
-
 // Subject is the subject an event is published on: <prefix>.<action>.<object>.
-func (r *Relay) Subject(ev *Event) string { return r.names.get(r.cfg.SubjectPrefix, ev).subject }
+func (r *Relay) Subject(ev *event.Event) string { return r.names.get(r.cfg.SubjectPrefix, ev).subject }
 
 // Publish sends the event to JetStream and returns after the PubAck, or
 // with an error wrapping ErrUnavailable once PUBLISH_TIMEOUT has passed or
 // NATS cannot take the message.
-func (r *Relay) Publish(ctx context.Context, ev *Event) (Ack, error) {
+func (r *Relay) Publish(ctx context.Context, ev *event.Event) (event.Ack, error) {
 	names := r.names.get(r.cfg.SubjectPrefix, ev)
 	ctx, span := r.tracer.Start(ctx, names.spanName, producerSpan)
 	defer span.End()
@@ -89,18 +57,18 @@ func (r *Relay) Publish(ctx context.Context, ev *Event) (Ack, error) {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "publish failed")
 		if errors.Is(err, nats.ErrMaxPayload) {
-			return Ack{}, fmt.Errorf("event too large for NATS: %w", err)
+			return event.Ack{}, fmt.Errorf("event too large for NATS: %w", err)
 		}
-		return Ack{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return event.Ack{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	return Ack{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+	return event.Ack{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
 }
 
 var producerSpan = trace.WithSpanKind(trace.SpanKindProducer)
 
 // Headers builds the binary CloudEvents headers plus the Pipedrive specifics
 // (Nats-Msg-Id and the trace context are added by Publish).
-func Headers(ev *Event) nats.Header {
+func Headers(ev *event.Event) nats.Header {
 	var o outMsg
 	o.msg.Header = make(nats.Header, len(o.vals))
 	o.fill(ev, "com.pipedrive."+ev.Object+"."+ev.Action)

@@ -15,6 +15,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/config"
+	"github.com/pipedrive-gateway/pipedrive-gateway/event"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/natstest"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/testlog"
 	"github.com/pipedrive-gateway/pipedrive-gateway/relay"
@@ -60,7 +61,7 @@ func TestEmbeddedFitsMaxBody(t *testing.T) {
 	if got := r.Conn().MaxPayload(); got < 4<<20+64<<10 {
 		t.Errorf("embedded max payload %d, want room for a 4 MiB body and headers", got)
 	}
-	ev := &relay.Event{Action: "create", Object: "deal", ID: "big", CompanyID: "1", Version: "2.0", Attempt: 1, Body: bytes.Repeat([]byte("x"), 4<<20)}
+	ev := &event.Event{Action: "create", Object: "deal", ID: "big", CompanyID: "1", Version: "2.0", Attempt: 1, Body: bytes.Repeat([]byte("x"), 4<<20)}
 	if _, err := r.Publish(context.Background(), ev); err != nil {
 		t.Fatalf("publishing a 4 MiB event: %v", err)
 	}
@@ -115,7 +116,7 @@ func TestPublishUnavailable(t *testing.T) {
 	}
 	ns.Stop()
 	start := time.Now()
-	_, err = r.Publish(context.Background(), &relay.Event{Action: "create", Object: "deal", ID: "x", CompanyID: "1", Version: "2.0", Attempt: 1, Body: []byte("{}")})
+	_, err = r.Publish(context.Background(), &event.Event{Action: "create", Object: "deal", ID: "x", CompanyID: "1", Version: "2.0", Attempt: 1, Body: []byte("{}")})
 	if !errors.Is(err, relay.ErrUnavailable) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
 	}
@@ -129,7 +130,7 @@ func TestPublishUnavailable(t *testing.T) {
 
 func TestHeaders(t *testing.T) {
 	t.Parallel()
-	h := relay.Headers(&relay.Event{Action: "change", Object: "deal", ID: "id-1", CompanyID: "7", WebhookID: "9", Version: "2.0",
+	h := relay.Headers(&event.Event{Action: "change", Object: "deal", ID: "id-1", CompanyID: "7", WebhookID: "9", Version: "2.0",
 		Attempt: 2, EntityID: "5", Time: time.Date(2025, 6, 2, 10, 2, 45, 88e6, time.UTC)})
 	want := map[string]string{
 		"ce-specversion": "1.0", "ce-id": "id-1", "ce-type": "com.pipedrive.deal.change", "ce-source": "pipedrive://company/7",

@@ -27,6 +27,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	pgevent "github.com/pipedrive-gateway/pipedrive-gateway/event"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/telemetry"
 	"github.com/pipedrive-gateway/pipedrive-gateway/relay"
 )
@@ -112,7 +113,7 @@ func run(ctx context.Context, url, filter, durable string, tp trace.TracerProvid
 			return
 		}
 		log.InfoContext(mctx, "event", "subject", m.Subject(), "id", m.Headers().Get("Nats-Msg-Id"),
-			"entity", ev.Meta.Entity, "entity_id", ev.Meta.EntityID, "attempt", m.Headers().Get(relay.HeaderAttempt))
+			"entity", ev.Meta.Entity, "entity_id", ev.Meta.EntityID, "attempt", m.Headers().Get(pgevent.HeaderAttempt))
 		if err := m.Ack(); err != nil {
 			span.RecordError(err)
 		}

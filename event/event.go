@@ -1,0 +1,40 @@
+// Package event is the one Pipedrive event as the ingress produces it and the
+// relay stores it: routing fields, dedupe id and the body to publish byte for
+// byte, plus the names of the message headers consumers read (SPEC §4).
+//
+// It is a leaf: it knows neither HTTP nor NATS, so the ingress and the
+// backfill can build events without pulling in the relay's dependencies.
+package event
+
+import "time"
+
+// Event is one Pipedrive event ready to publish.
+type Event struct {
+	Action    string // create, change or delete
+	Object    string // deal, person, … (a safe subject token)
+	ID        string // dedupe id, becomes Nats-Msg-Id and ce-id
+	CompanyID string
+	WebhookID string
+	Version   string // "2.0" or "1.0"
+	Attempt   int    // 1 = first delivery
+	EntityID  string
+	Time      time.Time
+	Host      string // meta.host, e.g. acme.pipedrive.com; may be empty
+	Body      []byte
+}
+
+// Ack is JetStream's acknowledgement of a publish.
+type Ack struct {
+	Stream    string
+	Sequence  uint64
+	Duplicate bool
+}
+
+// Header names of SPEC §4. NATS headers are case-sensitive, so these are
+// written exactly as consumers read them.
+const (
+	HeaderCompanyID      = "Pipedrive-Company-Id"
+	HeaderWebhookID      = "Pipedrive-Webhook-Id"
+	HeaderWebhookVersion = "Pipedrive-Webhook-Version"
+	HeaderAttempt        = "Pipedrive-Attempt"
+)
