@@ -21,6 +21,10 @@ type Event struct {
 	Time      time.Time
 	Host      string // meta.host, e.g. acme.pipedrive.com; may be empty
 	Body      []byte
+	// Backfill is the run id of an event recovered from the Pipedrive API
+	// (SPEC §8); empty for webhook deliveries. It becomes the
+	// Pipedrive-Backfill header.
+	Backfill string
 }
 
 // Ack is JetStream's acknowledgement of a publish.
@@ -37,4 +41,5 @@ const (
 	HeaderWebhookID      = "Pipedrive-Webhook-Id"
 	HeaderWebhookVersion = "Pipedrive-Webhook-Version"
 	HeaderAttempt        = "Pipedrive-Attempt"
+	HeaderBackfill       = "Pipedrive-Backfill"
 )

@@ -85,6 +85,9 @@ func (o *outMsg) fill(ev *event.Event, ceType string) {
 	}
 	o.set(event.HeaderWebhookVersion, ev.Version)
 	o.set(event.HeaderAttempt, strconv.Itoa(ev.Attempt)) // no allocation below 100
+	if ev.Backfill != "" {
+		o.set(event.HeaderBackfill, ev.Backfill)
+	}
 }
 
 // eventNames are the strings derived from (action, object), made once.

@@ -146,3 +146,14 @@ func TestHeaders(t *testing.T) {
 		t.Errorf("%d headers, want %d", len(h), len(want))
 	}
 }
+
+func TestHeadersBackfill(t *testing.T) {
+	t.Parallel()
+	h := relay.Headers(&event.Event{Action: "create", Object: "deal", ID: "bf-1", CompanyID: "7", Version: "2.0", EntityID: "5", Backfill: "g-1"})
+	if got := h.Get(event.HeaderBackfill); got != "g-1" {
+		t.Errorf("%s = %q, want g-1", event.HeaderBackfill, got)
+	}
+	if _, ok := h[event.HeaderWebhookID]; ok {
+		t.Errorf("recovered event has %s", event.HeaderWebhookID)
+	}
+}
