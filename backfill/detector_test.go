@@ -1,0 +1,142 @@
+package backfill
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func emptyPlan() Plan { return Plan{Probe: probeOf{}} }
+
+func TestWatermarkOpensOutageGap(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emptyPlan())
+	h.b.flush(h.ctx) // first write: no gap
+	h.clock.Advance(20 * time.Second)
+	h.b.flush(h.ctx) // fresh: no gap
+	if gs := h.gaps(); len(gs) != 0 {
+		t.Fatalf("gaps after a healthy start: %s", mustJSON(gs))
+	}
+	last := h.clock.Now()
+
+	// The gateway stops for ten minutes; a new process starts.
+	h.clock.Advance(10 * time.Minute)
+	h.start().flush(h.ctx)
+
+	gs := h.gaps()
+	if len(gs) != 1 {
+		t.Fatalf("want one gap, got %s", mustJSON(gs))
+	}
+	g := gs[0]
+	now := h.clock.Now()
+	if g.Reason != ReasonOutage || g.State != StateOpen || !g.From.Equal(last.Add(-time.Minute)) || !g.Until.Equal(now.Add(time.Minute)) {
+		t.Errorf("gap = %s, want outage from %s to %s", mustJSON(g), last.Add(-time.Minute), now.Add(time.Minute))
+	}
+	// Announced on <prefix>.gap.company.
+	msgs := h.messages("pipedrive.gap.company")
+	if len(msgs) != 1 || msgs[0].Body["state"] != StateOpen || msgs[0].Body["id"] != g.ID {
+		t.Errorf("status events = %v", msgs)
+	}
+}
+
+func TestWatermarkHeldWhileUnhealthy(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emptyPlan())
+	h.b.flush(h.ctx)
+	last := h.clock.Now()
+	// JetStream does not ack for five minutes: the watermark stays.
+	h.unhealthy = true
+	for range 20 {
+		h.clock.Advance(15 * time.Second)
+		h.b.flush(h.ctx)
+	}
+	h.unhealthy = false
+	h.b.flush(h.ctx)
+	gs := h.gaps()
+	if len(gs) != 1 || !gs[0].From.Equal(last.Add(-time.Minute)) {
+		t.Fatalf("want one outage gap from %s, got %s", last.Add(-time.Minute), mustJSON(gs))
+	}
+}
+
+func TestFailedFirstAttemptsKeepGapOpenForBan(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emptyPlan())
+	company := itoa(testCompany)
+	first := h.clock.Now()
+	h.b.Delivery(company, 1, 503, first)
+	h.b.Delivery(company, 1, 200, first.Add(time.Second)) // successes do not close it
+	last := first.Add(2 * time.Minute)
+	h.b.Delivery(company, 1, 503, last)
+	h.b.flush(h.ctx)
+
+	gs := h.gaps()
+	if len(gs) != 1 {
+		t.Fatalf("want one gap, got %s", mustJSON(gs))
+	}
+	g := gs[0]
+	if g.Reason != ReasonFailedAttempt || !g.From.Equal(first.Add(-time.Minute)) || !g.Until.Equal(last.Add(31*time.Minute)) {
+		t.Errorf("gap = %s, want from %s until %s", mustJSON(g), first.Add(-time.Minute), last.Add(31*time.Minute))
+	}
+
+	// A retry arriving later (attempt 3 after a failed first attempt) merges.
+	retryAt := last.Add(10 * time.Minute)
+	h.b.Delivery(company, 3, 200, retryAt)
+	h.b.flush(h.ctx)
+	gs = h.gaps()
+	if len(gs) != 1 {
+		t.Fatalf("want the gap merged, got %s", mustJSON(gs))
+	}
+	sent := retryAt.Add(-retryDelay(3))
+	if g := gs[0]; !g.Until.Equal(sent.Add(31*time.Minute)) || g.Reason != "failed_first_attempt,retried_delivery" {
+		t.Errorf("merged gap = %s, want until %s", mustJSON(g), sent.Add(31*time.Minute))
+	}
+}
+
+func TestEvidenceKeptWhileStoreDown(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emptyPlan())
+	company := itoa(testCompany)
+	h.ns.Stop()
+	failed := h.clock.Now()
+	h.b.Delivery(company, 1, 503, failed)
+	ctx, cancel := contextWithTimeout(h, time.Second)
+	h.b.flush(ctx) // cannot write: kept
+	cancel()
+	h.ns.Restart()
+	waitConnected(t, h)
+	h.b.flush(h.ctx)
+	if gs := h.gaps(); len(gs) != 1 || !gs[0].From.Equal(failed.Add(-time.Minute)) {
+		t.Fatalf("want the failure recorded once NATS is back, got %s", mustJSON(gs))
+	}
+}
+
+func TestWebhookReports(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emptyPlan())
+	// Connected: the webhook is created the first time. No gap.
+	if err := h.b.Webhook(h.ctx, testCompany, WebhookReport{Created: h.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Advance(time.Hour)
+	seen := h.clock.Now()
+	_ = h.b.Webhook(h.ctx, testCompany, WebhookReport{Present: true})
+	if gs := h.gaps(); len(gs) != 0 {
+		t.Fatalf("gaps while the webhook is in place: %s", mustJSON(gs))
+	}
+	// An hour later it is gone, and created again.
+	h.clock.Advance(time.Hour)
+	created := h.clock.Now()
+	_ = h.b.Webhook(h.ctx, testCompany, WebhookReport{Created: created})
+	gs := h.gaps()
+	if len(gs) != 1 || gs[0].Reason != ReasonWebhookRecreated || !gs[0].From.Equal(seen.Add(-time.Minute)) || !gs[0].Until.Equal(created.Add(time.Minute)) {
+		t.Fatalf("want a webhook_recreated gap from %s to %s, got %s", seen.Add(-time.Minute), created.Add(time.Minute), mustJSON(gs))
+	}
+
+	// Pipedrive reports a failed delivery: a possible ban around it.
+	status, ldt := 500, h.clock.Now().Add(-5*time.Minute)
+	_ = h.b.Webhook(h.ctx, testCompany, WebhookReport{Present: true, LastHTTPStatus: &status, LastDeliveryTime: &ldt})
+	gs = h.gaps()
+	if len(gs) != 1 || !strings.Contains(gs[0].Reason, ReasonWebhookStatus) || !gs[0].Until.Equal(ldt.Add(31*time.Minute)) {
+		t.Fatalf("want the status merged into the open gap until %s, got %s", ldt.Add(31*time.Minute), mustJSON(gs))
+	}
+}

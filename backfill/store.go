@@ -1,0 +1,290 @@
+package backfill
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// errConflict means a record changed since it was read.
+var errConflict = errors.New("gap record changed concurrently")
+
+// Store keeps gaps, their checkpoints and the per-company watermarks in one
+// NATS KV bucket:
+//
+//	gap.<company>.<gap id>  a record: the GAP, its run's checkpoint
+//	wm.<company>            the watermark: healthy_through and friends
+type Store struct {
+	kv jetstream.KeyValue
+}
+
+// record is the stored form of a gap.
+type record struct {
+	Gap
+	// Recovery: see Evidence.Recovery.
+	Recovery time.Time `json:"recovery,omitzero"`
+	// Seq counts state changes; it names the status events.
+	Seq int `json:"seq"`
+	// Manual gaps are run as asked, even over windows already recovered.
+	Manual bool `json:"manual,omitempty"`
+	// Run is the checkpoint of the run, once it started.
+	Run *checkpoint `json:"run,omitempty"`
+
+	revision uint64
+}
+
+// watermark is what every replica knows about a company's deliveries.
+type watermark struct {
+	// HealthyThrough: a replica was serving and JetStream acking then.
+	HealthyThrough time.Time `json:"healthy_through"`
+	// Recovered is when a stale HealthyThrough was last found (an outage
+	// ended); FirstDelivery the first successful first-attempt delivery
+	// after it, which proves no ban was in force any more.
+	Recovered     time.Time `json:"recovered,omitzero"`
+	FirstDelivery time.Time `json:"first_delivery,omitzero"`
+	// WebhookSeen is when the reconciler last found our webhook in place.
+	WebhookSeen time.Time `json:"webhook_seen,omitzero"`
+
+	revision uint64
+}
+
+// OpenStore creates or opens the bucket.
+func OpenStore(ctx context.Context, js jetstream.JetStream, bucket string, replicas int) (*Store, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      bucket,
+		Description: "pipedrive-gateway gaps, backfill checkpoints and delivery watermarks",
+		History:     1,
+		Replicas:    replicas,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to open gap store %s: %w", bucket, err)
+	}
+	return &Store{kv: kv}, nil
+}
+
+func companyToken(id int64) string { return strconv.FormatInt(id, 10) }
+
+func gapKey(company int64, id string) string { return "gap." + companyToken(company) + "." + id }
+
+func wmKey(company int64) string { return "wm." + companyToken(company) }
+
+// newGapID is sortable by creation time and unique enough: a time, the
+// company and random bits. It is also the run id in Pipedrive-Backfill.
+func newGapID(company int64, now time.Time) string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return "g" + now.UTC().Format("20060102T150405") + "-" + companyToken(company) + "-" + hex.EncodeToString(b)
+}
+
+// scan returns the values of every key matching pattern.
+func (s *Store) scan(ctx context.Context, pattern string) ([]jetstream.KeyValueEntry, error) {
+	w, err := s.kv.Watch(ctx, pattern, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	defer w.Stop()
+	var out []jetstream.KeyValueEntry
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, errors.New("watcher closed")
+			}
+			if e == nil { // all current values delivered
+				return out, nil
+			}
+			out = append(out, e)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func decodeRecord(e jetstream.KeyValueEntry) (*record, error) {
+	var r record
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return nil, fmt.Errorf("corrupt gap record %s: %w", e.Key(), err)
+	}
+	r.revision = e.Revision()
+	return &r, nil
+}
+
+// gaps returns a company's gaps, oldest first.
+func (s *Store) gaps(ctx context.Context, company int64) ([]*record, error) {
+	entries, err := s.scan(ctx, "gap."+companyToken(company)+".*")
+	if err != nil {
+		return nil, fmt.Errorf("failed to list gaps of company %d: %w", company, err)
+	}
+	out := make([]*record, 0, len(entries))
+	for _, e := range entries {
+		r, err := decodeRecord(e)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b *record) int { return a.Created.Compare(b.Created) })
+	return out, nil
+}
+
+// Gaps returns a company's gaps, newest first (the admin API's order).
+func (s *Store) Gaps(ctx context.Context, company int64) ([]Gap, error) {
+	rs, err := s.gaps(ctx, company)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Gap, 0, len(rs))
+	for i := len(rs) - 1; i >= 0; i-- {
+		out = append(out, rs[i].Gap)
+	}
+	return out, nil
+}
+
+func (s *Store) get(ctx context.Context, company int64, id string) (*record, error) {
+	e, err := s.kv.Get(ctx, gapKey(company, id))
+	if err != nil {
+		return nil, err
+	}
+	return decodeRecord(e)
+}
+
+// put writes r if nobody changed it since it was read (create when its
+// revision is 0).
+func (s *Store) put(ctx context.Context, r *record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	key := gapKey(r.CompanyID, r.ID)
+	var rev uint64
+	if r.revision == 0 {
+		rev, err = s.kv.Create(ctx, key, b)
+	} else {
+		rev, err = s.kv.Update(ctx, key, b, r.revision)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return errConflict
+	}
+	if err != nil {
+		return fmt.Errorf("failed to store gap %s: %w", r.ID, err)
+	}
+	r.revision = rev
+	return nil
+}
+
+func (s *Store) remove(ctx context.Context, r *record) error {
+	err := s.kv.Delete(ctx, gapKey(r.CompanyID, r.ID), jetstream.LastRevision(r.revision))
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return errConflict
+	}
+	return err
+}
+
+// admit records evidence: it merges into the company's open gaps or opens
+// new ones (see admit). It returns the gaps created, so that their status
+// events can be sent.
+func (s *Store) admit(ctx context.Context, ev Evidence, now time.Time) ([]*record, error) {
+	if ev.Window.Empty() {
+		return nil, nil
+	}
+	for attempt := 0; ; attempt++ {
+		existing, err := s.gaps(ctx, ev.CompanyID)
+		if err != nil {
+			return nil, err
+		}
+		ch := admit(existing, ev, func() string { return newGapID(ev.CompanyID, now) }, now)
+		err = s.apply(ctx, ch)
+		if err == nil {
+			return ch.create, nil
+		}
+		if !errors.Is(err, errConflict) || attempt == 10 {
+			return nil, err
+		}
+		// Another replica changed the company's gaps meanwhile: start over
+		// from what is stored now.
+	}
+}
+
+func (s *Store) apply(ctx context.Context, ch changes) error {
+	for _, r := range ch.update {
+		if err := s.put(ctx, r); err != nil {
+			return err
+		}
+	}
+	for _, r := range ch.create {
+		if err := s.put(ctx, r); err != nil {
+			return err
+		}
+	}
+	for _, r := range ch.remove {
+		if err := s.remove(ctx, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) watermark(ctx context.Context, company int64) (*watermark, error) {
+	e, err := s.kv.Get(ctx, wmKey(company))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return &watermark{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to read the watermark of company %d: %w", company, err)
+	}
+	var w watermark
+	if err := json.Unmarshal(e.Value(), &w); err != nil {
+		return nil, fmt.Errorf("corrupt watermark of company %d: %w", company, err)
+	}
+	w.revision = e.Revision()
+	return &w, nil
+}
+
+func (s *Store) putWatermark(ctx context.Context, company int64, w *watermark) error {
+	b, err := json.Marshal(w)
+	if err != nil {
+		return err
+	}
+	var rev uint64
+	if w.revision == 0 {
+		rev, err = s.kv.Create(ctx, wmKey(company), b)
+	} else {
+		rev, err = s.kv.Update(ctx, wmKey(company), b, w.revision)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return errConflict
+	}
+	if err != nil {
+		return fmt.Errorf("failed to write the watermark of company %d: %w", company, err)
+	}
+	w.revision = rev
+	return nil
+}
+
+// modifyWatermark reads, changes and writes a watermark, retrying when
+// another replica wrote it meanwhile. f returns false to write nothing.
+func (s *Store) modifyWatermark(ctx context.Context, company int64, f func(*watermark) (bool, error)) error {
+	for attempt := 0; ; attempt++ {
+		w, err := s.watermark(ctx, company)
+		if err != nil {
+			return err
+		}
+		write, err := f(w)
+		if err != nil || !write {
+			return err
+		}
+		err = s.putWatermark(ctx, company, w)
+		if !errors.Is(err, errConflict) || attempt == 10 {
+			return err
+		}
+	}
+}
