@@ -128,6 +128,7 @@ func (b *Backfill) banEvidence(company int64, first, last time.Time, reason stri
 func (b *Backfill) flush(ctx context.Context) {
 	now := b.clock.Now()
 	healthy := b.healthy(ctx) == nil
+	delivered := map[int64]time.Time{}
 	for companyID, e := range b.det.take() {
 		id, err := strconv.ParseInt(companyID, 10, 64)
 		if err != nil {
@@ -140,38 +141,27 @@ func (b *Backfill) flush(ctx context.Context) {
 		if !e.retryFirst.IsZero() {
 			evs = append(evs, b.banEvidence(id, e.retryFirst, e.retryLast, ReasonRetried))
 		}
-		failed := false
 		for _, ev := range evs {
 			if err := b.record(ctx, ev); err != nil {
-				failed = true
+				b.det.putBack(companyID, e) // try again at the next flush
+				break
 			}
 		}
-		if !failed && !e.okFirst.IsZero() && healthy {
-			failed = b.noteDelivery(ctx, id, e.okFirst) != nil
-		}
-		if failed {
-			b.det.putBack(companyID, e)
+		if !e.okFirst.IsZero() {
+			delivered[id] = e.okFirst
 		}
 	}
 	if healthy {
-		b.advance(ctx, now)
+		b.advance(ctx, now, delivered)
 	}
-}
-
-// noteDelivery keeps the first successful delivery after an outage.
-func (b *Backfill) noteDelivery(ctx context.Context, company int64, at time.Time) error {
-	return b.store.modifyWatermark(ctx, company, func(w *watermark) (bool, error) {
-		if w.Recovered.IsZero() || at.Before(w.Recovered) || (!w.FirstDelivery.IsZero() && !at.Before(w.FirstDelivery)) {
-			return false, nil
-		}
-		w.FirstDelivery = at
-		return true, nil
-	})
 }
 
 // advance moves every company's healthy_through to now. A watermark found
 // stale means that no replica served for a while: that is an outage gap.
-func (b *Backfill) advance(ctx context.Context, now time.Time) {
+// delivered holds the first successful first attempt per company since the
+// last flush: the first one after an outage proves that no ban is in
+// force, which ends the outage's second pass.
+func (b *Backfill) advance(ctx context.Context, now time.Time, delivered map[int64]time.Time) {
 	ids, err := b.companies.CompanyIDs(ctx)
 	if err != nil {
 		b.log.Warn("cannot list companies for the watermarks", "error", err)
@@ -181,18 +171,20 @@ func (b *Backfill) advance(ctx context.Context, now time.Time) {
 		var outage *Evidence
 		err := b.store.modifyWatermark(ctx, id, func(w *watermark) (bool, error) {
 			outage = nil
-			if !w.HealthyThrough.IsZero() && now.Sub(w.HealthyThrough) <= b.opts.WatermarkInterval/2 {
-				return false, nil // another replica just wrote it
-			}
+			write := w.HealthyThrough.IsZero() || now.Sub(w.HealthyThrough) > b.opts.WatermarkInterval/2
 			if !w.HealthyThrough.IsZero() && now.Sub(w.HealthyThrough) > b.opts.StaleAfter {
 				outage = &Evidence{
 					CompanyID: id, Reason: ReasonOutage, Recovery: now,
 					Window: Range{From: w.HealthyThrough.Add(-b.opts.Margin), Until: now.Add(b.opts.Margin)},
 				}
-				w.Recovered, w.FirstDelivery = now, time.Time{}
+				w.Recovered, w.DownSince, w.FirstDelivery = now, w.HealthyThrough, time.Time{}
+			}
+			if at, ok := delivered[id]; ok && !w.Recovered.IsZero() && at.After(w.DownSince) &&
+				(w.FirstDelivery.IsZero() || at.Before(w.FirstDelivery)) {
+				w.FirstDelivery, write = at, true
 			}
 			w.HealthyThrough = maxTime(w.HealthyThrough, now)
-			return true, nil
+			return write, nil // unchanged: another replica just wrote it
 		})
 		if err != nil {
 			if ctx.Err() == nil {

@@ -2,8 +2,11 @@ package backfill
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // leader is the state of the leader's work: which companies are being
@@ -95,7 +98,10 @@ func (b *Backfill) sweep(ctx context.Context, wg *sync.WaitGroup, sem chan struc
 					return
 				}
 				defer func() { <-sem }()
-				err := b.run(ctx, r)
+				err := b.runFresh(ctx, r)
+				if errors.Is(err, errConflict) {
+					err = nil // changed meanwhile: the next sweep sees it as it is now
+				}
 				if err != nil && ctx.Err() == nil {
 					b.log.Warn("backfill interrupted, will resume", "company_id", company, "gap_id", r.ID, "error", err)
 				}
@@ -105,6 +111,19 @@ func (b *Backfill) sweep(ctx context.Context, wg *sync.WaitGroup, sem chan struc
 		}
 	}
 	b.metrics.OpenGaps(open)
+}
+
+// runFresh runs a gap as it is stored now: the sweep's copy may be older
+// than a run that ended meanwhile.
+func (b *Backfill) runFresh(ctx context.Context, stale *record) error {
+	r, err := b.store.get(ctx, stale.CompanyID, stale.ID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || (err == nil && (r.Ended() || r.revision != stale.revision)) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return b.run(ctx, r)
 }
 
 // due picks a company's next run: one left running first, then the oldest

@@ -17,7 +17,7 @@ type memSource struct {
 	mu    sync.Mutex
 	items []Item
 	calls int
-	fail  func(call int) error // injected error for a call, or nil
+	fail  func(ctx context.Context, call int) error // injected error for a call, or nil
 }
 
 func (m *memSource) Name() string   { return m.name }
@@ -37,12 +37,15 @@ func (m *memSource) Calls() int {
 	return m.calls
 }
 
-func (m *memSource) Fetch(_ context.Context, _ Target, w Range, cursor string) (Page, error) {
+func (m *memSource) Fetch(ctx context.Context, _ Target, w Range, cursor string) (Page, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.calls++
-	if m.fail != nil {
-		if err := m.fail(m.calls); err != nil {
+	if fail := m.fail; fail != nil {
+		m.mu.Unlock()
+		err := fail(ctx, m.calls)
+		m.mu.Lock()
+		if err != nil {
 			return Page{}, err
 		}
 	}

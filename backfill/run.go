@@ -366,6 +366,13 @@ func (x *runner) uncovered() []Range {
 
 // save writes the checkpoint.
 func (x *runner) save(ctx context.Context) error {
+	for _, s := range x.reads {
+		// A page fully published: resume at the next one.
+		if s.fetched && len(s.buf) == 0 && !s.mark.Done {
+			s.mark.Cursor = s.next
+			s.mark.Done = s.next == ""
+		}
+	}
 	x.dirty = 0
 	x.r.Updated = x.b.clock.Now()
 	if err := x.b.store.put(ctx, x.r); err != nil {

@@ -46,9 +46,11 @@ type watermark struct {
 	// HealthyThrough: a replica was serving and JetStream acking then.
 	HealthyThrough time.Time `json:"healthy_through"`
 	// Recovered is when a stale HealthyThrough was last found (an outage
-	// ended); FirstDelivery the first successful first-attempt delivery
-	// after it, which proves no ban was in force any more.
+	// ended), DownSince that stale value; FirstDelivery the first
+	// successful first-attempt delivery after DownSince, which proves that
+	// no ban was in force any more.
 	Recovered     time.Time `json:"recovered,omitzero"`
+	DownSince     time.Time `json:"down_since,omitzero"`
 	FirstDelivery time.Time `json:"first_delivery,omitzero"`
 	// WebhookSeen is when the reconciler last found our webhook in place.
 	WebhookSeen time.Time `json:"webhook_seen,omitzero"`
