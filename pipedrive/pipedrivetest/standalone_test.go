@@ -135,11 +135,13 @@ func TestLatency(t *testing.T) {
 	t.Parallel()
 	s := pipedrivetest.NewServer(t)
 	s.AddCompanies(1, 1)
-	c := pipedrive.New(pipedrive.Options{APIURL: s.URL(), Timeout: 200 * time.Millisecond})
+	c := pipedrive.New(pipedrive.Options{APIURL: s.URL()})
 	cred := pipedrive.Credentials{APIToken: "token-1"}
 
 	s.SetLatency(time.Hour)
-	if _, err := c.Me(t.Context(), "", cred); !errors.Is(err, pipedrive.ErrTransport) || !errors.Is(err, context.DeadlineExceeded) {
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := c.Me(ctx, "", cred); !errors.Is(err, pipedrive.ErrTransport) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Me behind an hour of latency = %v, want a timeout", err)
 	}
 	// A call abandoned during the latency is never handled: nothing charged.
