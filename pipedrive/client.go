@@ -1,15 +1,8 @@
-// Package pipedrive is a small client for the parts of the Pipedrive REST API
-// that the gateway needs: who the caller is, listing, creating and deleting
-// webhooks, and the OAuth token endpoint.
-//
-// Credentials always travel in headers (x-api-token or Authorization: Bearer),
-// never in URLs, so they cannot leak through access logs or error strings.
-// Every failure is an *APIError whose Kind is one of the Err* sentinels, so
-// callers branch with errors.Is and never parse messages.
 package pipedrive
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"go.opentelemetry.io/otel/attribute"
@@ -134,6 +127,7 @@ type request struct {
 	basic       bool         // OAuth calls: client id and secret as Basic auth
 	contentType string
 	body        []byte
+	maxBody     int // 0: maxBodyBytes
 	// secrets are scrubbed from any message taken from the response, in case
 	// Pipedrive ever echoes one back.
 	secrets []string
@@ -199,11 +193,12 @@ func (c *Client) do(ctx context.Context, r request) (_ *response, err error) {
 	status = resp.StatusCode
 	c.observe(ctx, r.route, resp.StatusCode, rl)
 
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
+	limit := cmp.Or(r.maxBody, maxBodyBytes)
+	b, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 	if err != nil {
 		return nil, transportError(r.route, resp.StatusCode, rl, err)
 	}
-	if len(b) > maxBodyBytes {
+	if len(b) > limit {
 		return nil, &APIError{Route: r.route, Status: resp.StatusCode, Kind: ErrTransport, Message: "response body too large", RateLimit: rl}
 	}
 	return &response{status: resp.StatusCode, header: resp.Header, body: b, rl: rl}, nil

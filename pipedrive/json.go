@@ -229,3 +229,27 @@ func nullable(s string) *string {
 	}
 	return &s
 }
+
+// flexBool is a boolean sent as true/false, 0/1, their string forms, or
+// null (then unset).
+type flexBool struct {
+	v   bool
+	set bool
+}
+
+func (f *flexBool) UnmarshalJSON(b []byte) error {
+	var s flexString
+	if err := s.UnmarshalJSON(b); err != nil {
+		*f = flexBool{}
+		return nil // an object where a flag was expected: not a flag
+	}
+	switch strings.ToLower(strings.TrimSpace(string(s))) {
+	case "true", "1":
+		*f = flexBool{v: true, set: true}
+	case "false", "0":
+		*f = flexBool{v: false, set: true}
+	default:
+		*f = flexBool{}
+	}
+	return nil
+}

@@ -4,61 +4,88 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 )
 
-// apiCall is one authenticated call to /api/v1.
+// apiCall is one authenticated API call.
 type apiCall struct {
 	route  string
 	method string
-	path   string // below /api/v1
+	path   string // below /api/v1, or below /api/v2 when v2 is set
+	v2     bool
+	query  url.Values
 	domain string
 	cred   Credentials
 	body   any // JSON-encoded when set
 	ok     []int
+	// maxBody overrides the response size limit (list pages are larger).
+	maxBody int
 	// secrets besides the credentials that must never reach a message.
 	secrets []string
 }
 
 // call sends k and decodes a successful body into out (when non-nil).
 func (c *Client) call(ctx context.Context, k apiCall, out any) error {
+	resp, err := c.send(ctx, k)
+	if err != nil {
+		return err
+	}
+	if out == nil {
+		return nil
+	}
+	return decodeBody(k.route, resp, out)
+}
+
+// send performs k and returns a response whose status is one of k.ok.
+func (c *Client) send(ctx context.Context, k apiCall) (*response, error) {
 	if !k.cred.valid() {
-		return &APIError{Route: k.route, Kind: ErrUnauthorized, Message: "credentials must set exactly one of api token and access token"}
+		return nil, &APIError{Route: k.route, Kind: ErrUnauthorized, Message: "credentials must set exactly one of api token and access token"}
 	}
 	base, err := c.apiBase(k.route, k.domain)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	prefix := "/api/v1"
+	if k.v2 {
+		prefix = "/api/v2"
 	}
 	r := request{
 		route:   k.route,
 		method:  k.method,
-		url:     base + "/api/v1" + k.path,
+		url:     base + prefix + k.path,
 		cred:    &k.cred,
+		maxBody: k.maxBody,
 		secrets: append(k.cred.secrets(), k.secrets...),
+	}
+	if len(k.query) > 0 {
+		r.url += "?" + k.query.Encode()
 	}
 	if k.body != nil {
 		b, err := json.Marshal(k.body)
 		if err != nil {
-			return &APIError{Route: k.route, Kind: ErrValidation, Message: "cannot encode request"}
+			return nil, &APIError{Route: k.route, Kind: ErrValidation, Message: "cannot encode request"}
 		}
 		r.body = b
 		r.contentType = "application/json"
 	}
 	resp, err := c.do(ctx, r)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !slices.Contains(k.ok, resp.status) {
-		return statusError(r, resp, c.now())
+		return nil, statusError(r, resp, c.now())
 	}
-	if out == nil {
-		return nil
-	}
+	return resp, nil
+}
+
+// decodeBody reads a successful response into out.
+func decodeBody(route string, resp *response, out any) error {
 	if err := json.Unmarshal(resp.body, out); err != nil {
 		// A 2xx we cannot read: the call may have taken effect, so this is
 		// a transport problem, never "nothing happened".
-		return &APIError{Route: k.route, Status: resp.status, Kind: ErrTransport, Message: "undecodable response body", RateLimit: resp.rl, Err: err}
+		return &APIError{Route: route, Status: resp.status, Kind: ErrTransport, Message: "undecodable response body", RateLimit: resp.rl, Err: err}
 	}
 	return nil
 }

@@ -7,60 +7,6 @@ import (
 	"time"
 )
 
-// Call is one request the fake received.
-type Call struct {
-	Method string
-	// Route is the template in pipedrive.Route* form, e.g. "GET /v1/webhooks";
-	// for unknown paths it is the method and the raw path.
-	Route string
-	// Template is Route without the method, e.g. "/v1/webhooks/{id}".
-	Template string
-	Path     string // as sent, e.g. "/api/v1/webhooks/880001"
-	RawQuery string
-	Header   http.Header
-	// CompanyID is the company the credentials name; 0 when unknown.
-	CompanyID int64
-	// Status is what the fake answered; 0 when the answer was lost or the
-	// client gave up first.
-	Status int
-	// Fault names the injected fault, if any.
-	Fault string
-}
-
-// Calls returns the calls received so far, in arrival order.
-func (s *Server) Calls() []Call {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Call, len(s.calls))
-	for i, c := range s.calls {
-		c.Header = c.Header.Clone()
-		out[i] = c
-	}
-	return out
-}
-
-// CallCount counts calls matching method ("" = any) and route, which is either
-// a template ("/v1/webhooks/{id}"), a full route (pipedrive.RouteDeleteWebhook)
-// or "" for any.
-func (s *Server) CallCount(method, route string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, c := range s.calls {
-		if (method == "" || c.Method == method) && (route == "" || route == c.Route || route == c.Template) {
-			n++
-		}
-	}
-	return n
-}
-
-// ResetCalls forgets the recorded calls.
-func (s *Server) ResetCalls() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls = nil
-}
-
 type faultKind int
 
 const (

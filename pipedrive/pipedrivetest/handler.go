@@ -18,58 +18,6 @@ var (
 	limitBody        = map[string]any{"success": false, "error": "Webhooks limit reached", "errorCode": 422}
 )
 
-// route is a parsed request path.
-type route struct {
-	method   string
-	template string // "/v1/webhooks/{id}"; the raw path when unknown
-	id       string
-	api      bool // under /v1 or /api/v1
-	known    bool
-	allowed  bool
-}
-
-func (rt route) name() string { return rt.method + " " + rt.template }
-
-// cost is the documented token cost of an API route.
-func (rt route) cost() int {
-	switch rt.template {
-	case "/v1/users/me":
-		return 2
-	case "/v1/webhooks/{id}":
-		return 6
-	}
-	return 10
-}
-
-func parseRoute(r *http.Request) route {
-	rt := route{method: r.Method, template: r.URL.Path}
-	p := r.URL.Path
-	var rest string
-	switch {
-	case p == "/oauth/token":
-		rt.known, rt.allowed = true, r.Method == http.MethodPost
-		return rt
-	case strings.HasPrefix(p, "/api/v1/"):
-		rest = strings.TrimPrefix(p, "/api/v1")
-	case strings.HasPrefix(p, "/v1/"):
-		rest = strings.TrimPrefix(p, "/v1") // Pipedrive accepts both prefixes
-	default:
-		return rt
-	}
-	rt.api = true
-	switch {
-	case rest == "/users/me":
-		rt.template, rt.known, rt.allowed = "/v1/users/me", true, r.Method == http.MethodGet
-	case rest == "/webhooks":
-		rt.template, rt.known = "/v1/webhooks", true
-		rt.allowed = r.Method == http.MethodGet || r.Method == http.MethodPost
-	case strings.HasPrefix(rest, "/webhooks/") && !strings.Contains(rest[len("/webhooks/"):], "/"):
-		rt.template, rt.known, rt.allowed = "/v1/webhooks/{id}", true, r.Method == http.MethodDelete
-		rt.id = rest[len("/webhooks/"):]
-	}
-	return rt
-}
-
 // exchange is one request being answered.
 type exchange struct {
 	s      *Server
@@ -82,6 +30,7 @@ type exchange struct {
 	co     *company // set once authenticated
 	header http.Header
 	status int
+	tokens int // charged to the company's daily budget
 }
 
 // credentials reads the token from x-api-token, a bearer header, or the
@@ -96,13 +45,22 @@ func credentials(r *http.Request) (token string, bearer bool) {
 	return r.URL.Query().Get("api_token"), false
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler for the API (not the /_fake/ control
+// API; see Handler).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Read the body first: only then does net/http notice a client hanging up
 	// and cancel r.Context(), which Timeout relies on.
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	x := &exchange{s: s, w: w, r: r, body: body, rt: parseRoute(r)}
 	x.token, x.bearer = credentials(r)
+
+	n := s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	for m := s.maxInFlight.Load(); n > m && !s.maxInFlight.CompareAndSwap(m, n); m = s.maxInFlight.Load() {
+	}
+	if !s.wait(r.Context(), x.rt.name()) {
+		return
+	}
 
 	s.mu.Lock()
 	var companyID int64
@@ -112,21 +70,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f, faulty := s.takeFault(x.rt.name(), x.rt.api)
 	call := Call{
 		Method: r.Method, Route: x.rt.name(), Template: x.rt.template, Path: r.URL.Path,
-		RawQuery: r.URL.RawQuery, Header: r.Header.Clone(), CompanyID: companyID,
+		RawQuery: r.URL.RawQuery, Header: r.Header, CompanyID: companyID,
 	}
 	if faulty {
 		call.Fault = f.String()
 	}
-	s.calls = append(s.calls, call)
-	idx := len(s.calls) - 1
+	idx := s.record(call)
 	s.hit(x.token)
 	s.mu.Unlock()
 
 	status := s.serve(x, f, faulty)
 
 	s.mu.Lock()
-	if idx < len(s.calls) { // ResetCalls may have run meanwhile
+	if idx >= 0 && idx < len(s.calls) { // ResetCalls may have run meanwhile
 		s.calls[idx].Status = status
+		s.calls[idx].Tokens = x.tokens
+	}
+	if u := s.usage[call.Route]; u != nil {
+		u.Tokens += x.tokens
 	}
 	s.mu.Unlock()
 }
@@ -196,10 +157,13 @@ func (s *Server) handle(x *exchange) {
 	}
 	x.co = co
 	daily := co.dailyRemaining > 0
-	if daily {
-		co.dailyRemaining = max(co.dailyRemaining-x.rt.cost(), 0)
-	}
 	burst := !s.burstOn || s.windows[x.token].count <= s.burstLimit
+	if daily && burst {
+		// A rejected call costs nothing; the last tokens buy one more.
+		x.tokens = min(x.rt.cost(), co.dailyRemaining)
+		co.dailyRemaining -= x.tokens
+		co.spent += x.tokens
+	}
 	s.mu.Unlock()
 	switch {
 	case !daily:
@@ -210,19 +174,7 @@ func (s *Server) handle(x *exchange) {
 		x.json(http.StatusTooManyRequests, faultBody(http.StatusTooManyRequests))
 		return
 	}
-
-	switch x.rt.template {
-	case "/v1/users/me":
-		s.handleMe(x)
-	case "/v1/webhooks":
-		if x.r.Method == http.MethodPost {
-			s.handleCreate(x)
-			return
-		}
-		s.handleList(x)
-	case "/v1/webhooks/{id}":
-		s.handleDelete(x)
-	}
+	s.dispatch(x)
 }
 
 // lookup finds the company of a token. Callers hold s.mu.
@@ -240,7 +192,7 @@ func (s *Server) lookup(token string, bearer bool) *company {
 	if id, ok := s.apiTokens[token]; ok {
 		return s.companies[id]
 	}
-	return nil
+	return s.rangeCompany(token)
 }
 
 func (x *exchange) extraHeader(k, v string) {
@@ -277,7 +229,7 @@ func (x *exchange) writeHeaders(contentType string) {
 func (x *exchange) json(status int, v any) {
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(v); err != nil {
-		x.s.t.Errorf("pipedrivetest: encode response: %v", err)
+		x.s.errorf("pipedrivetest: encode response: %v", err)
 	}
 	x.writeHeaders("application/json")
 	x.w.WriteHeader(status)

@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -81,6 +82,9 @@ func (s *Server) RevokeToken(token string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.apiTokens, token)
+	if strings.HasPrefix(token, rangeTokenPrefix) {
+		s.revoked[token] = true // a company of AddCompanies not used yet
+	}
 	delete(s.oauth.access, token)
 	if r := s.oauth.refresh[token]; r != nil {
 		r.revoked = true
