@@ -393,9 +393,9 @@ func TestQuietWindowAgainstPipedrive(t *testing.T) {
 func TestDeletesUnderAssumptions(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name  string
-		a     pipedrivetest.Assumptions
-		want  []string // subjects recovered
+		name string
+		a    pipedrivetest.Assumptions
+		want []string // subjects recovered
 	}{
 		{name: "recents_flags_deletes", a: pipedrivetest.Assumptions{},
 			want: []string{"pipedrive.delete.deal", "pipedrive.delete.person"}},
