@@ -437,3 +437,34 @@ func TestDeletesUnderAssumptions(t *testing.T) {
 		})
 	}
 }
+
+// TestBusyWindowCost is backfill.md's busy company: 2,000 changes in 30
+// minutes (1,000 activities, 500 deals, 300 persons, 150 organizations, 50
+// notes). Its token count is the README's figure.
+func TestBusyWindowCost(t *testing.T) {
+	t.Parallel()
+	f := newPDFixture(t)
+	now := f.clock.Now()
+	from := now.Add(-30 * time.Minute)
+	n := 0
+	for _, k := range []struct {
+		kind  string
+		count int
+	}{{"activity", 1000}, {"deal", 500}, {"person", 300}, {"organization", 150}, {"note", 50}} {
+		for i := range k.count {
+			n++
+			at := from.Add(time.Duration(n) * 850 * time.Millisecond).Truncate(time.Second)
+			f.put(k.kind, map[string]any{"subject": fmt.Sprint(k.kind, i)}, at)
+		}
+	}
+	f.lead(f.b)
+	g, _ := f.b.Request(f.ctx, testCompany, Range{From: from, Until: now}, false)
+	g = f.waitGap("ended", func(x Gap) bool { return x.ID == g.ID && x.Ended() })
+	if g.State != StateRecovered || g.Events != 2000 {
+		t.Fatalf("gap = %s", mustJSON(g))
+	}
+	t.Logf("busy 30 minutes, 2,000 changes: %d tokens; usage %v", g.TokensSpent, f.pd.Usage())
+	if g.TokensSpent > 400 {
+		t.Errorf("%d tokens", g.TokensSpent)
+	}
+}
