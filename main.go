@@ -1,5 +1,9 @@
 // Command pipedrive-gateway keeps one webhook registered at every connected
 // Pipedrive company and relays each delivered event to NATS JetStream.
+//
+// main only dispatches: each command's file (serve.go, tail.go,
+// version.go) owns its flags and usage text, and the service is wired in
+// internal/service.
 package main
 
 import (
@@ -53,12 +57,7 @@ func run(ctx context.Context, args []string, env envconfig.Lookuper, stdout, std
 	case "tail":
 		return runTail(ctx, args, env, stdout, stderr)
 	case "version":
-		fs := newFlagSet("version", "", stderr)
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		fmt.Fprintln(stdout, versionString())
-		return nil
+		return runVersion(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -68,19 +67,13 @@ func run(ctx context.Context, args []string, env envconfig.Lookuper, stdout, std
 	}
 }
 
-func newFlagSet(name, args string, out io.Writer) *flag.FlagSet {
+// newFlagSet is a command's flag set; --help prints "Usage: pipedrive-gateway
+// name args", the command's about text and its flags.
+func newFlagSet(name, args, about string, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: pipedrive-gateway %s %s\n", name, args)
-		switch name {
-		case "serve":
-			fmt.Fprintln(out, "\nRuns the webhook ingress (HTTP_ADDR) and the ops listener (OPS_ADDR).\nWith no NATS_URL it starts an embedded NATS server with JetStream (DATA_DIR, EMBEDDED_NATS_LISTEN).\nAll settings come from the environment; see README.md.")
-		case "tail":
-			fmt.Fprintln(out, "\nPrints each event of the stream as one JSON line: {\"subject\",\"headers\",\"data\"}.\nConnects to NATS_URL, else to EMBEDDED_NATS_LISTEN of a running gateway.")
-		case "version":
-			fmt.Fprintln(out, "\nPrints the version, commit and Go version.")
-		}
+		fmt.Fprintf(out, "Usage: pipedrive-gateway %s %s\n\n%s\n", name, args, about)
 		fs.PrintDefaults()
 	}
 	return fs

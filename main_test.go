@@ -20,14 +20,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/natstest"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/service"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/servicetest"
 	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive/pipedrivetest"
 )
-
-// testEnv is the defaults a user gets from `go run .`, moved to temporary
-// directories and free ports.
-func testEnv(t *testing.T) map[string]string { return servicetest.Env(t) }
 
 // startApp runs the whole service as `serve` would and returns it with a
 // function that stops it and returns run's error.
@@ -37,24 +34,14 @@ func startApp(t *testing.T, env map[string]string) (*service.Service, func() err
 	return r.Service, r.Stop
 }
 
+// postEvent delivers body with the static credentials of servicetest.Env.
 func postEvent(url string, body []byte) (int, error) {
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	req.SetBasicAuth("pipedrive", "change-me")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, nil
+	return servicetest.Post(url, servicetest.User, servicetest.Password, body)
 }
 
 func TestServeDefaults(t *testing.T) {
 	t.Parallel()
-	a, stop := startApp(t, testEnv(t))
+	a, stop := startApp(t, servicetest.Env(t))
 	ops := "http://" + a.OpsAddr().String()
 	for _, path := range []string{"/healthz", "/readyz"} {
 		resp, err := http.Get(ops + path)
@@ -99,7 +86,7 @@ func TestServeDefaults(t *testing.T) {
 
 func TestTail(t *testing.T) {
 	t.Parallel()
-	env := testEnv(t)
+	env := servicetest.Env(t)
 	a, _ := startApp(t, env)
 	env["EMBEDDED_NATS_LISTEN"] = strings.TrimPrefix(a.NATSURL(), "nats://")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -152,7 +139,7 @@ func TestTail(t *testing.T) {
 // event that got a 200 must be in the stream when the store is reopened.
 func TestShutdownUnderLoad(t *testing.T) {
 	t.Parallel()
-	env := testEnv(t)
+	env := servicetest.Env(t)
 	a, stop := startApp(t, env)
 	url := "http://" + a.IngressAddr().String() + "/webhooks/pipedrive/9912345"
 	template, _ := os.ReadFile("testdata/v2-change-deal.json")
@@ -197,7 +184,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 	stored := storedIDs(t, env["DATA_DIR"])
 	missing := 0
 	for id := range acked {
-		if !stored[id] {
+		if stored[id] == 0 {
 			missing++
 		}
 	}
@@ -208,42 +195,10 @@ func TestShutdownUnderLoad(t *testing.T) {
 }
 
 // storedIDs reopens a stopped gateway's store and returns its message ids.
-func storedIDs(t *testing.T, dataDir string) map[string]bool {
+func storedIDs(t *testing.T, dataDir string) map[string]int {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: dataDir, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("store server did not start")
-	}
-	defer srv.Shutdown()
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	ctx := context.Background()
-	s, err := js.Stream(ctx, "PIPEDRIVE")
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, _ := s.Info(ctx)
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := map[string]bool{}
-	for range info.State.Msgs {
-		m, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids[m.Headers().Get("Nats-Msg-Id")] = true
-	}
-	return ids
+	ns := natstest.Run(t, func(o *server.Options) { o.StoreDir = dataDir })
+	return servicetest.StreamIDs(t, ns.ClientURL(), "PIPEDRIVE")
 }
 
 func TestCommands(t *testing.T) {
@@ -298,7 +253,7 @@ func TestManagedCompanies(t *testing.T) {
 	fake := pipedrivetest.NewServer(t)
 	fake.AddCompany(pipedrivetest.Company{ID: 9912345, APIToken: "tok-a", Domain: "acme"})
 	fake.AddCompany(pipedrivetest.Company{ID: 777, APIToken: "tok-b", Domain: "other"})
-	env := testEnv(t)
+	env := servicetest.Env(t)
 	env["PIPEDRIVE_API_URL"] = fake.URL()
 	env["PIPEDRIVE_API_TOKENS"] = "tok-a,tok-b"
 	env["PUBLIC_URL"] = "https://hooks.example.com"
@@ -306,32 +261,9 @@ func TestManagedCompanies(t *testing.T) {
 	delete(env, "WEBHOOK_USER")
 	delete(env, "WEBHOOK_PASSWORD")
 	a, _ := startApp(t, env)
-	admin := func(method, path string) (int, string) {
-		req, _ := http.NewRequest(method, "http://"+a.OpsAddr().String()+path, nil)
-		req.Header.Set("Authorization", "Bearer admin-secret")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	type company struct {
-		CompanyID int64  `json:"company_id"`
-		State     string `json:"state"`
-		WebhookID int64  `json:"webhook_id"`
-	}
-	list := func() map[int64]company {
-		_, body := admin("GET", "/admin/companies")
-		var out struct{ Companies []company }
-		json.Unmarshal([]byte(body), &out)
-		m := map[int64]company{}
-		for _, c := range out.Companies {
-			m[c.CompanyID] = c
-		}
-		return m
-	}
+	ops := "http://" + a.OpsAddr().String()
+	admin := func(method, path string) (int, string) { return servicetest.Admin(ops, "admin-secret", method, path) }
+	list := func() map[int64]servicetest.Company { return servicetest.Companies(t, ops, "admin-secret") }
 	deadline := time.Now().Add(15 * time.Second)
 	for cs := list(); len(cs) != 2 || cs[9912345].State != "ok" || cs[777].State != "ok"; cs = list() {
 		if time.Now().After(deadline) {
@@ -349,14 +281,11 @@ func TestManagedCompanies(t *testing.T) {
 	hook := fake.Webhooks(9912345)[0]
 	body, _ := os.ReadFile("testdata/v2-change-deal.json")
 	deliver := func(user, pass string) int {
-		req, _ := http.NewRequest(http.MethodPost, "http://"+a.IngressAddr().String()+"/webhooks/pipedrive/9912345", bytes.NewReader(body))
-		req.SetBasicAuth(user, pass)
-		resp, err := http.DefaultClient.Do(req)
+		status, err := servicetest.Post("http://"+a.IngressAddr().String()+"/webhooks/pipedrive/9912345", user, pass, body)
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return status
 	}
 	if got := deliver(hook.HTTPAuthUser, hook.HTTPAuthPassword); got != http.StatusOK {
 		t.Fatalf("delivery with the registered credentials: %d", got)

@@ -14,8 +14,12 @@ import (
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/telemetry"
 )
 
+const serveAbout = `Runs the webhook ingress (HTTP_ADDR) and the ops listener (OPS_ADDR).
+With no NATS_URL it starts an embedded NATS server with JetStream (DATA_DIR, EMBEDDED_NATS_LISTEN).
+All settings come from the environment; see README.md.`
+
 func runServe(ctx context.Context, args []string, env envconfig.Lookuper, stderr io.Writer) error {
-	fs := newFlagSet("serve", "", stderr)
+	fs := newFlagSet("serve", "", serveAbout, stderr)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

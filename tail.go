@@ -23,8 +23,11 @@ type tailLine struct {
 	Data    json.RawMessage   `json:"data"`
 }
 
+const tailAbout = `Prints each event of the stream as one JSON line: {"subject","headers","data"}.
+Connects to NATS_URL, else to EMBEDDED_NATS_LISTEN of a running gateway.`
+
 func runTail(ctx context.Context, args []string, env envconfig.Lookuper, stdout, stderr io.Writer) error {
-	fs := newFlagSet("tail", "[--all] [SUBJECT]", stderr)
+	fs := newFlagSet("tail", "[--all] [SUBJECT]", tailAbout, stderr)
 	all := fs.Bool("all", false, "print the events already in the stream first, not only new ones")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -2,9 +2,21 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"runtime"
 	"runtime/debug"
 )
+
+const versionAbout = "Prints the version, commit and Go version."
+
+func runVersion(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("version", "", versionAbout, stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, versionString())
+	return nil
+}
 
 // versionString is what `version` prints and the start-up log carries.
 func versionString() string {

@@ -3,6 +3,9 @@
 // Load never stops at the first bad value: every problem is collected and
 // reported in one error that names each variable, so an operator fixes a
 // broken deployment in one round trip.
+//
+// It must not know the parts it configures: it imports none of them, and
+// they take plain values from it.
 package config
 
 import (

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/servicetest"
 )
 
 // procMemKB reads VmRSS and VmHWM (peak RSS) of pid in KiB.
@@ -210,7 +212,7 @@ func TestIngressAbuse(t *testing.T) {
 	rssIdle, _ := procMemKB(t, pid)
 	// The gateway still serves while they are open.
 	okWhileIdle := deliver(t, p.ingress(), 9912345, "pipedrive", "change-me", "abuse-during-idle")
-	healthyWhileIdle := status(p.ops()+"/healthz") == 200 && status(p.ops()+"/readyz") == 200
+	healthyWhileIdle := servicetest.Status(p.ops()+"/healthz") == 200 && servicetest.Status(p.ops()+"/readyz") == 200
 	// Idle connections that never send a request are closed by the header
 	// timeout; count how many the server dropped within 10 s.
 	dropped := 0
@@ -243,9 +245,9 @@ func TestIngressAbuse(t *testing.T) {
 	}
 	rss1, hwm := procMemKB(t, pid)
 	heap1 := metricValue(p.ops(), "go_memstats_heap_inuse_bytes")
-	healthz, readyz := status(p.ops()+"/healthz"), status(p.ops()+"/readyz")
+	healthz, readyz := servicetest.Status(p.ops()+"/healthz"), servicetest.Status(p.ops()+"/readyz")
 	after := deliver(t, p.ingress(), 9912345, "pipedrive", "change-me", "abuse-after")
-	stored := streamIDs(t, p.nats(), "PIPEDRIVE")
+	stored := servicetest.StreamIDs(t, p.nats(), "PIPEDRIVE")
 
 	var slowMax time.Duration
 	for _, d := range slowCut {

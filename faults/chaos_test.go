@@ -2,6 +2,7 @@ package faults
 
 import (
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/natstest"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/service"
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/servicetest"
 	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive"
 	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive/pipedrivetest"
 )
@@ -84,7 +86,7 @@ func TestPipedriveChaos(t *testing.T) {
 		tokens += fmt.Sprintf("tok-%d", id)
 	}
 	ns := natstest.Run(t)
-	stateKey := newStateKey()
+	stateKey := servicetest.StateKey()
 	newEnv := func() map[string]string {
 		return map[string]string{
 			"HTTP_ADDR":            "127.0.0.1:0",
@@ -99,9 +101,9 @@ func TestPipedriveChaos(t *testing.T) {
 		}
 	}
 	opts := []service.Option{service.WithLeaseTTL(2 * time.Second), service.WithPipedriveTimeout(300 * time.Millisecond)}
-	a := startService(t, newEnv(), opts...)
-	b := startService(t, newEnv(), opts...)
-	waitCompaniesOK(t, b.ops(), "admin-secret", companies, 30*time.Second)
+	a := servicetest.Start(t, newEnv(), slog.LevelError, opts...)
+	b := servicetest.Start(t, newEnv(), slog.LevelError, opts...)
+	servicetest.WaitCompaniesOK(t, b.OpsURL(), "admin-secret", companies, 30*time.Second)
 	users := map[int64]string{}
 	for _, id := range companies {
 		hooks := fake.Webhooks(id)
@@ -111,7 +113,7 @@ func TestPipedriveChaos(t *testing.T) {
 		users[id] = hooks[0].HTTPAuthUser
 	}
 	first := fake.Webhooks(companies[0])[0]
-	load := newLoader(b.ingress(), companies[0], first.HTTPAuthUser, first.HTTPAuthPassword, "chaos")
+	load := newLoader(b.IngressURL(), companies[0], first.HTTPAuthUser, first.HTTPAuthPassword, "chaos")
 	load.pace = 20 * time.Millisecond
 	load.start(2)
 	defer load.stop()
@@ -194,10 +196,10 @@ func TestPipedriveChaos(t *testing.T) {
 
 	// Replace one replica halfway: the lease moves if it was the leader.
 	time.Sleep(soak / 2)
-	if err := a.stop(); err != nil {
+	if err := a.Stop(); err != nil {
 		t.Errorf("stopping replica a: %v", err)
 	}
-	startService(t, newEnv(), opts...)
+	servicetest.Start(t, newEnv(), slog.LevelError, opts...)
 	time.Sleep(soak - time.Since(soakStart))
 	close(quit)
 	wg.Wait()
@@ -211,7 +213,7 @@ func TestPipedriveChaos(t *testing.T) {
 	for _, id := range companies {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
-			code, body := admin(t, b.ops(), http.MethodPost, fmt.Sprintf("/admin/companies/%d/reconcile", id))
+			code, body := servicetest.Admin(b.OpsURL(), "admin-secret", http.MethodPost, fmt.Sprintf("/admin/companies/%d/reconcile", id))
 			if code == http.StatusOK {
 				break
 			}
@@ -223,7 +225,7 @@ func TestPipedriveChaos(t *testing.T) {
 	}
 	w.sample(companies, users)
 
-	cs := adminCompanies(t, b.ops(), "admin-secret")
+	cs := servicetest.Companies(t, b.OpsURL(), "admin-secret")
 	perCompany := map[int64]int{}
 	for _, c := range callsDuringSoak {
 		perCompany[c.CompanyID]++
@@ -247,7 +249,7 @@ func TestPipedriveChaos(t *testing.T) {
 		case cs[id].WebhookID != ours[0].ID || cs[id].State != "ok":
 			t.Errorf("company %d: admin API says webhook %d state %q, Pipedrive has %d", id, cs[id].WebhookID, cs[id].State, ours[0].ID)
 		default:
-			if got := deliver(t, b.ingress(), id, ours[0].HTTPAuthUser, ours[0].HTTPAuthPassword, fmt.Sprintf("final-%d", id)); got != http.StatusOK {
+			if got := deliver(t, b.IngressURL(), id, ours[0].HTTPAuthUser, ours[0].HTTPAuthPassword, fmt.Sprintf("final-%d", id)); got != http.StatusOK {
 				t.Errorf("company %d: delivery with the registered credentials = %d, want 200", id, got)
 			}
 		}
@@ -290,7 +292,7 @@ func TestPipedriveChaos(t *testing.T) {
 		}
 	}
 	acked := load.acked()
-	stored := streamIDs(t, ns.ClientURL(), "PIPEDRIVE")
+	stored := servicetest.StreamIDs(t, ns.ClientURL(), "PIPEDRIVE")
 	missing := lost(acked, stored)
 	t.Logf("sent=%d acked=%d stored=%d lost=%d soak=%v api_calls=%d injected_api_faults=%v drift=%v foreign_untouched=%d/%d samples=%d per_company=%v",
 		load.sent.Load(), len(acked), storedWithPrefix(stored, "chaos"), missing, soakTime.Round(time.Second),
@@ -298,20 +300,4 @@ func TestPipedriveChaos(t *testing.T) {
 	if missing > 0 {
 		t.Errorf("%d acknowledged events are missing from the stream", missing)
 	}
-}
-
-// admin calls the admin API and returns the status and body.
-func admin(t *testing.T, ops, method, path string) (int, string) {
-	t.Helper()
-	req, _ := http.NewRequest(method, ops+path, nil)
-	req.Header.Set("Authorization", "Bearer admin-secret")
-	c := http.Client{Timeout: 30 * time.Second}
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	var b [4096]byte
-	n, _ := resp.Body.Read(b[:])
-	return resp.StatusCode, string(b[:n])
 }

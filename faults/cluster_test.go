@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"log/slog"
 	"net/http"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/natstest"
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/servicetest"
 )
 
 // TestNATSNodeLoss runs the gateway against a 3-node cluster with an R3
@@ -17,13 +19,13 @@ import (
 func TestNATSNodeLoss(t *testing.T) {
 	t.Parallel()
 	c := natstest.RunCluster(t, 3)
-	env := baseEnv(t)
+	env := servicetest.Env(t)
 	env["NATS_URL"] = c.URLs()
-	env["STATE_KEY"] = newStateKey()
+	env["STATE_KEY"] = servicetest.StateKey()
 	env["STREAM_REPLICAS"] = "3"
 	env["PUBLISH_TIMEOUT"] = "2s"
-	s := startService(t, env)
-	waitStatus(t, s.ops()+"/readyz", 200, 30*time.Second)
+	s := servicetest.Start(t, env, slog.LevelError)
+	servicetest.WaitStatus(t, s.OpsURL()+"/readyz", 200, 30*time.Second)
 	c.WaitStreamCurrent("PIPEDRIVE", 30*time.Second)
 
 	for _, tc := range []struct {
@@ -40,7 +42,7 @@ func TestNATSNodeLoss(t *testing.T) {
 				t.Fatal("stream has no leader")
 			}
 			prefix := "nodeloss-" + tc.name
-			l := newLoader(s.ingress(), 9912345, "pipedrive", "change-me", prefix).start(8)
+			l := newLoader(s.IngressURL(), 9912345, "pipedrive", "change-me", prefix).start(8)
 			defer l.stop()
 			time.Sleep(pick(2*time.Second, 20*time.Second))
 
@@ -71,7 +73,7 @@ func TestNATSNodeLoss(t *testing.T) {
 				}
 			}
 			acked := l.acked()
-			stored := streamIDs(t, c.URLs(), "PIPEDRIVE")
+			stored := servicetest.StreamIDs(t, c.URLs(), "PIPEDRIVE")
 			missing := lost(acked, stored)
 			var unavailable time.Duration
 			if !lastFail.IsZero() {

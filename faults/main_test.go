@@ -1,21 +1,12 @@
 package faults
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"flag"
 	"fmt"
-	"log/slog"
-	mathrand "math/rand/v2"
-	"net"
-	"net/http"
 	"os"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/pipedrive-gateway/pipedrive-gateway/internal/service"
-	"github.com/pipedrive-gateway/pipedrive-gateway/internal/servicetest"
 )
 
 var long = flag.Bool("long", false, "run the long versions: a 10-minute chaos soak and longer loads")
@@ -84,74 +75,4 @@ func gatewayBinary(t *testing.T) string {
 		t.Fatal(buildErr)
 	}
 	return binPath
-}
-
-// newStateKey is a random STATE_KEY.
-func newStateKey() string {
-	b := make([]byte, 32)
-	rand.Read(b)
-	return base64.StdEncoding.EncodeToString(b)
-}
-
-// freeAddr returns a loopback address whose port was free a moment ago.
-// It is taken below the kernel's ephemeral range, so that the thousands of
-// client connections the other tests open cannot grab it before the
-// gateway binds it.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	for range 200 {
-		port := 20000 + mathrand.IntN(12000)
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		return ln.Addr().String()
-	}
-	t.Fatal("no free port found in 20000-31999")
-	return ""
-}
-
-// svc is an in-process gateway.
-type svc struct{ *servicetest.Running }
-
-func (s *svc) ingress() string { return s.IngressURL() }
-func (s *svc) ops() string     { return s.OpsURL() }
-func (s *svc) stop() error     { return s.Stop() }
-
-// startService runs the service as `serve` would, logging errors only (a
-// fault test makes the gateway warn on every request).
-func startService(t *testing.T, env map[string]string, opts ...service.Option) *svc {
-	return &svc{servicetest.Start(t, env, slog.LevelError, opts...)}
-}
-
-// baseEnv is the production defaults on free loopback ports.
-func baseEnv(t *testing.T) map[string]string { return servicetest.Env(t) }
-
-// status GETs url and returns the status code, 0 on a transport error.
-func status(url string) int {
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.StatusCode
-}
-
-// waitStatus polls url until it answers want, for at most timeout, and
-// returns how long that took.
-func waitStatus(t *testing.T, url string, want int, timeout time.Duration) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for {
-		got := status(url)
-		if got == want {
-			return time.Since(start)
-		}
-		if time.Since(start) > timeout {
-			t.Fatalf("%s answered %d for %v, want %d", url, got, timeout, want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

@@ -1,11 +1,13 @@
 package faults
 
 import (
+	"log/slog"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/natstest"
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/servicetest"
 )
 
 // TestNATSOutage stops the external NATS server under load: every request
@@ -16,27 +18,27 @@ func TestNATSOutage(t *testing.T) {
 	t.Parallel()
 	const publishTimeout = 2 * time.Second
 	ns := natstest.Run(t)
-	env := baseEnv(t)
+	env := servicetest.Env(t)
 	env["NATS_URL"] = ns.ClientURL()
-	env["STATE_KEY"] = newStateKey()
+	env["STATE_KEY"] = servicetest.StateKey()
 	env["PUBLISH_TIMEOUT"] = publishTimeout.String()
-	s := startService(t, env)
-	waitStatus(t, s.ops()+"/readyz", 200, 15*time.Second)
+	s := servicetest.Start(t, env, slog.LevelError)
+	servicetest.WaitStatus(t, s.OpsURL()+"/readyz", 200, 15*time.Second)
 
-	l := newLoader(s.ingress(), 9912345, "pipedrive", "change-me", "outage").start(8)
+	l := newLoader(s.IngressURL(), 9912345, "pipedrive", "change-me", "outage").start(8)
 	defer l.stop()
 	time.Sleep(pick(2*time.Second, 20*time.Second))
 
 	ns.Stop()
 	down := time.Now()
-	notReady := waitStatus(t, s.ops()+"/readyz", http.StatusServiceUnavailable, 5*time.Second)
+	notReady := servicetest.WaitStatus(t, s.OpsURL()+"/readyz", http.StatusServiceUnavailable, 5*time.Second)
 	time.Sleep(pick(4*time.Second, 30*time.Second))
-	if got := status(s.ops() + "/readyz"); got != http.StatusServiceUnavailable {
+	if got := servicetest.Status(s.OpsURL() + "/readyz"); got != http.StatusServiceUnavailable {
 		t.Errorf("/readyz during the outage = %d, want 503", got)
 	}
 	up := time.Now()
 	ns.Restart()
-	ready := waitStatus(t, s.ops()+"/readyz", http.StatusOK, 30*time.Second)
+	ready := servicetest.WaitStatus(t, s.OpsURL()+"/readyz", http.StatusOK, 30*time.Second)
 
 	// 200s again without restarting the service.
 	deadline := time.Now().Add(30 * time.Second)
@@ -75,7 +77,7 @@ func TestNATSOutage(t *testing.T) {
 		}
 	}
 	acked := l.acked()
-	stored := streamIDs(t, ns.ClientURL(), "PIPEDRIVE")
+	stored := servicetest.StreamIDs(t, ns.ClientURL(), "PIPEDRIVE")
 	missing := lost(acked, stored)
 	t.Logf("sent=%d acked=%d stored=%d lost=%d statuses=%s outage_requests=%d outage_503=%d slowest=%v over_%v=%d readyz_503_after=%v readyz_200_after_restart=%v first_200_after_restart=%v",
 		l.sent.Load(), len(acked), storedWithPrefix(stored, "outage"), missing, l.statuses(), during, during503,

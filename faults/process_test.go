@@ -2,10 +2,8 @@ package faults
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os/exec"
 	"sync"
@@ -13,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/servicetest"
 	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive/pipedrivetest"
 )
 
@@ -47,9 +46,9 @@ func (s *syncBuffer) String() string {
 func procEnv(t *testing.T) map[string]string {
 	return map[string]string{
 		"DATA_DIR":             t.TempDir(),
-		"HTTP_ADDR":            freeAddr(t),
-		"OPS_ADDR":             freeAddr(t),
-		"EMBEDDED_NATS_LISTEN": freeAddr(t),
+		"HTTP_ADDR":            servicetest.FreeAddr(t),
+		"OPS_ADDR":             servicetest.FreeAddr(t),
+		"EMBEDDED_NATS_LISTEN": servicetest.FreeAddr(t),
 		"LOG_FORMAT":           "text",
 		"LOG_LEVEL":            "warn",
 	}
@@ -84,7 +83,7 @@ func startProc(t *testing.T, env map[string]string) *proc {
 		}
 	})
 	deadline := time.Now().Add(60 * time.Second)
-	for status(p.ops()+"/readyz") != http.StatusOK {
+	for servicetest.Status(p.ops()+"/readyz") != http.StatusOK {
 		select {
 		case <-p.done:
 			t.Fatalf("gateway exited at start: %v\n%s", p.err, p.log.String())
@@ -124,70 +123,14 @@ func (p *proc) signal(sig syscall.Signal, timeout time.Duration) int {
 	return 0
 }
 
-// adminCompany is the public part of a company in the admin API.
-type adminCompany struct {
-	CompanyID int64  `json:"company_id"`
-	State     string `json:"state"`
-	WebhookID int64  `json:"webhook_id"`
-}
-
-// adminCompanies lists the companies through the admin API of ops.
-func adminCompanies(t *testing.T, ops, token string) map[int64]adminCompany {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, ops+"/admin/companies", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /admin/companies: %d %s", resp.StatusCode, b)
-	}
-	var out struct{ Companies []adminCompany }
-	if err := json.Unmarshal(b, &out); err != nil {
-		t.Fatalf("GET /admin/companies: %v: %s", err, b)
-	}
-	m := map[int64]adminCompany{}
-	for _, c := range out.Companies {
-		m[c.CompanyID] = c
-	}
-	return m
-}
-
-// waitCompaniesOK waits until every id is listed with state ok.
-func waitCompaniesOK(t *testing.T, ops, token string, ids []int64, timeout time.Duration) map[int64]adminCompany {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		cs := adminCompanies(t, ops, token)
-		ok := true
-		for _, id := range ids {
-			ok = ok && cs[id].State == "ok"
-		}
-		if ok {
-			return cs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("companies not reconciled after %v: %+v", timeout, cs)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // deliver posts one event with the given credentials and returns the status.
 func deliver(t *testing.T, ingress string, company int64, user, pass, id string) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("%s/webhooks/pipedrive/%d", ingress, company), bytes.NewReader(eventBody(company, id)))
-	req.SetBasicAuth(user, pass)
-	resp, err := http.DefaultClient.Do(req)
+	status, err := servicetest.Post(fmt.Sprintf("%s/webhooks/pipedrive/%d", ingress, company), user, pass, eventBody(company, id))
 	if err != nil {
 		t.Fatalf("deliver: %v", err)
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
+	return status
 }
 
 // TestGatewayKilled runs the binary with its embedded NATS and two managed
@@ -210,7 +153,7 @@ func TestGatewayKilled(t *testing.T) {
 			env["ADMIN_TOKEN"] = "admin-secret"
 
 			p := startProc(t, env)
-			before := waitCompaniesOK(t, p.ops(), "admin-secret", companies, 30*time.Second)
+			before := servicetest.WaitCompaniesOK(t, p.ops(), "admin-secret", companies, 30*time.Second)
 			var loads []*loader
 			for _, id := range companies {
 				hooks := fake.Webhooks(id)
@@ -238,8 +181,8 @@ func TestGatewayKilled(t *testing.T) {
 
 			// Restart on the same DATA_DIR and ports.
 			p2 := startProc(t, env)
-			stored := streamIDs(t, p2.nats(), "PIPEDRIVE")
-			after := waitCompaniesOK(t, p2.ops(), "admin-secret", companies, 30*time.Second)
+			stored := servicetest.StreamIDs(t, p2.nats(), "PIPEDRIVE")
+			after := servicetest.WaitCompaniesOK(t, p2.ops(), "admin-secret", companies, 30*time.Second)
 			var sent int64
 			var acked, storedN, missing int
 			for _, l := range loads {

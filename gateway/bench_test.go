@@ -39,6 +39,7 @@ import (
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/config"
 	"github.com/pipedrive-gateway/pipedrive-gateway/gateway"
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/httpapi"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/natstest"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/telemetry"
 	"github.com/pipedrive-gateway/pipedrive-gateway/relay"
@@ -250,11 +251,12 @@ func benchHandler(b *testing.B, opts telemetry.Options) {
 		Meter:          tel.Meter,
 		Propagator:     tel.Propagator,
 	}, r, nil, benchLogger())
+	h := httpapi.Public(httpapi.Options{Webhook: gw.Webhook, Log: benchLogger()})
 	c := newBenchClient()
-	if code := c.serve(gw, 1); code != http.StatusOK {
+	if code := c.serve(h, 1); code != http.StatusOK {
 		b.Fatalf("warm-up request answered %d", code)
 	}
-	benchParallel(b, gw)
+	benchParallel(b, h)
 }
 
 // BenchmarkBaselineNATS is what nats.go needs for the same event: one
@@ -298,7 +300,7 @@ func BenchmarkBaselineEcho(b *testing.B) {
 		Status    string `json:"status"`
 		Duplicate bool   `json:"duplicate,omitempty"`
 	}
-	e.POST(gateway.WebhookPath, func(c echo.Context) error {
+	e.POST(httpapi.WebhookRoute, func(c echo.Context) error {
 		if c.Param("company_id") != benchCompany {
 			return echo.ErrNotFound
 		}

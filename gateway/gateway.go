@@ -1,6 +1,10 @@
 // Package gateway is the public ingress: it authenticates Pipedrive's
 // webhook deliveries, parses and normalises them, hands each event to the
 // relay and answers only once JetStream has it.
+//
+// It must not know NATS (it hands an event.Event to a Publisher), where
+// credentials are kept (it asks Credentials), or the routes: the router
+// that serves Webhook is built in internal/httpapi.
 package gateway
 
 import (
@@ -45,22 +49,19 @@ type Options struct {
 	Propagator propagation.TextMapPropagator
 }
 
-// Gateway serves POST /webhooks/pipedrive/{company_id}.
+// Gateway answers Pipedrive's webhook deliveries; the router that serves
+// it is built elsewhere.
 type Gateway struct {
 	opts  Options
 	pub   Publisher
 	creds Credentials
 	log   *slog.Logger
-	e     *echo.Echo
 	bufs  sync.Pool
 
 	tracer  trace.Tracer
 	prop    propagation.TextMapPropagator
 	metrics *metrics
 }
-
-// WebhookPath is the route template of the ingress.
-const WebhookPath = "/webhooks/pipedrive/:company_id"
 
 // New builds the gateway. creds may be nil (static credentials only).
 func New(opts Options, pub Publisher, creds Credentials, log *slog.Logger) *Gateway {
@@ -72,17 +73,13 @@ func New(opts Options, pub Publisher, creds Credentials, log *slog.Logger) *Gate
 		g.prop = propagation.TraceContext{}
 	}
 	g.tracer = opts.Tracer.Tracer("github.com/pipedrive-gateway/pipedrive-gateway/gateway")
-	g.e = NewEcho(log)
-	g.e.POST(WebhookPath, g.handleWebhook)
 	return g
 }
 
-// Echo returns the router, so that other parts (OAuth) can add routes to the
-// public listener.
-func (g *Gateway) Echo() *echo.Echo { return g.e }
-
-// ServeHTTP implements http.Handler.
-func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.e.ServeHTTP(w, r) }
+// Webhook handles one delivery: POST /webhooks/pipedrive/{company_id}, the
+// id in the path parameter company_id. Its errors are echo.HTTPErrors for
+// the router's error handler.
+func (g *Gateway) Webhook(c echo.Context) error { return g.handleWebhook(c) }
 
 // authorize checks Basic credentials for companyID in constant time. A
 // managed company accepts only its own credentials; any other company

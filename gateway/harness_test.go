@@ -15,6 +15,7 @@ import (
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/config"
 	"github.com/pipedrive-gateway/pipedrive-gateway/gateway"
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/httpapi"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/natstest"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/testlog"
 	"github.com/pipedrive-gateway/pipedrive-gateway/relay"
@@ -78,7 +79,7 @@ func newHarness(t *testing.T, env map[string]string) *harness {
 		StaticUser:     cfg.HTTP.WebhookUser,
 		StaticPassword: cfg.HTTP.WebhookPassword,
 	}, r, creds{"1001": {"managed-user", "managed-password-0123456789abcdef"}}, log)
-	srv := httptest.NewServer(gw)
+	srv := httptest.NewServer(httpapi.Public(httpapi.Options{Webhook: gw.Webhook, Log: log}))
 	t.Cleanup(srv.Close)
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {

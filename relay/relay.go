@@ -1,6 +1,8 @@
 // Package relay owns everything NATS: the embedded server that makes the
 // gateway run with no infrastructure, the client connection, the stream, and
 // publishing events with their dedupe id and headers.
+//
+// It must not know HTTP or Pipedrive: it stores the event.Event it is given.
 package relay
 
 import (

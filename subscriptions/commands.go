@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -14,8 +15,14 @@ import (
 // to the leader over NATS request/reply and waits for the outcome. Two
 // replicas can therefore never create a webhook for one company at once.
 
+// The commands a replica sends the leader.
+const (
+	opReconcile  = "reconcile"
+	opDisconnect = "disconnect"
+)
+
 type command struct {
-	Op        string `json:"op"` // reconcile | disconnect
+	Op        string `json:"op"` // opReconcile | opDisconnect
 	CompanyID int64  `json:"company_id"`
 }
 
@@ -28,6 +35,12 @@ type commandReply struct {
 // commandTimeout bounds how long an admin request waits for the leader.
 const commandTimeout = 60 * time.Second
 
+// ErrNoLeader means no replica leads right now (a few seconds after a
+// leader dies); the request can be retried.
+var ErrNoLeader = errors.New("no leader is reconciling right now; retry in a few seconds")
+
+func (m *Manager) commandSubject() string { return "_PDGW." + m.opts.StreamName + ".command" }
+
 func (m *Manager) handleCommand(msg *nats.Msg) {
 	var cmd command
 	if err := json.Unmarshal(msg.Data, &cmd); err != nil || cmd.CompanyID <= 0 {
@@ -36,10 +49,10 @@ func (m *Manager) handleCommand(msg *nats.Msg) {
 	}
 	var ch <-chan result
 	switch cmd.Op {
-	case "reconcile":
+	case opReconcile:
 		ch = m.sched.Trigger(cmd.CompanyID)
-	case "disconnect":
-		ch = m.sched.enqueue(cmd.CompanyID, m.disconnect)
+	case opDisconnect:
+		ch = m.sched.Enqueue(cmd.CompanyID, m.disconnect)
 	default:
 		_ = msg.Respond(mustJSON(commandReply{Error: "unknown command " + cmd.Op, Permanent: true}))
 		return
@@ -63,7 +76,10 @@ func (m *Manager) send(ctx context.Context, op string, id int64) (commandReply, 
 	defer cancel()
 	msg, err := m.nc.RequestWithContext(ctx, m.commandSubject(), mustJSON(command{Op: op, CompanyID: id}))
 	if err != nil {
-		return commandReply{}, wrapNoLeader(err)
+		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+			return commandReply{}, fmt.Errorf("%w (%v)", ErrNoLeader, err)
+		}
+		return commandReply{}, err
 	}
 	var rep commandReply
 	if err := json.Unmarshal(msg.Data, &rep); err != nil {

@@ -1,74 +1,19 @@
 package subscriptions
 
 import (
-	"strconv"
+	"context"
+	"errors"
 	"time"
 
-	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive"
+	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/internal/store"
 )
 
-// Auth kinds of a company.
-const (
-	AuthAPIToken = "api_token"
-	AuthOAuth    = "oauth"
-)
+// ErrUnknownCompany is returned for a company that is not connected.
+var ErrUnknownCompany = store.ErrUnknownCompany
 
-// States of a company's webhook.
-const (
-	StateOK      = "ok"
-	StatePending = "pending"
-	StateError   = "error"
-)
-
-// Company is one connected Pipedrive company as kept in the store.
-type Company struct {
-	ID     int64  `json:"company_id"`
-	Domain string `json:"domain"`
-	Auth   string `json:"auth"`
-	// WebhookUser is the generated Basic user of its webhook. Not a
-	// secret on its own; the password is sealed in Secrets.
-	WebhookUser string    `json:"webhook_user"`
-	WebhookID   int64     `json:"webhook_id,omitempty"`
-	ConnectedAt time.Time `json:"connected_at"`
-	Status      Status    `json:"status"`
-
-	Secrets Secrets `json:"-"`
-	// revision is the KV revision this record was read at, for
-	// compare-and-set updates.
-	revision uint64
-}
-
-// Secrets are encrypted with STATE_KEY before they reach the store.
-type Secrets struct {
-	APIToken        string    `json:"api_token,omitempty"`
-	AccessToken     string    `json:"access_token,omitempty"`
-	RefreshToken    string    `json:"refresh_token,omitempty"`
-	AccessExpiresAt time.Time `json:"access_expires_at,omitzero"`
-	WebhookPassword string    `json:"webhook_password"`
-}
-
-// Status is the outcome of the last reconcile and what Pipedrive reports
-// about the webhook.
-type Status struct {
-	State            string     `json:"state"`
-	LastReconcile    *time.Time `json:"last_reconcile,omitempty"`
-	LastError        string     `json:"last_error,omitempty"`
-	LastHTTPStatus   *int       `json:"last_http_status,omitempty"`
-	LastDeliveryTime *time.Time `json:"last_delivery_time,omitempty"`
-}
-
-// Key is the company's id as used in URLs and the store.
-func (c *Company) Key() string { return strconv.FormatInt(c.ID, 10) }
-
-// Credentials are the API credentials of the company.
-func (c *Company) Credentials() pipedrive.Credentials {
-	if c.Auth == AuthOAuth {
-		return pipedrive.Credentials{AccessToken: c.Secrets.AccessToken}
-	}
-	return pipedrive.Credentials{APIToken: c.Secrets.APIToken}
-}
-
-// View is the admin API's COMPANY: never a token or password.
+// View is a company as the admin API shows it (SPEC §6 COMPANY): never a
+// token or password. Auth is "api_token" or "oauth"; State is "ok",
+// "pending" (not reconciled yet) or "error".
 type View struct {
 	CompanyID        int64      `json:"company_id"`
 	Domain           string     `json:"domain"`
@@ -81,8 +26,7 @@ type View struct {
 	LastDeliveryTime *time.Time `json:"last_delivery_time"`
 }
 
-// View returns the public representation.
-func (c *Company) View() View {
+func viewOf(c *store.Company) View {
 	v := View{
 		CompanyID: c.ID, Domain: c.Domain, Auth: c.Auth, State: c.Status.State,
 		LastReconcile: c.Status.LastReconcile, LastError: c.Status.LastError,
@@ -93,4 +37,68 @@ func (c *Company) View() View {
 		v.WebhookID = &id
 	}
 	return v
+}
+
+// get reads one company as a View.
+func (m *Manager) get(ctx context.Context, id int64) (View, error) {
+	c, err := m.store.Get(ctx, id)
+	if err != nil {
+		return View{}, err
+	}
+	return viewOf(c), nil
+}
+
+// Companies lists every connected company, ordered by id.
+func (m *Manager) Companies(ctx context.Context) ([]View, error) {
+	companies, err := m.store.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	views := make([]View, 0, len(companies))
+	for _, c := range companies {
+		views = append(views, viewOf(c))
+	}
+	return views, nil
+}
+
+// Reconcile runs the company now (on the leader) and returns it.
+// ErrUnknownCompany if it is not connected, ErrNoLeader if nobody leads.
+func (m *Manager) Reconcile(ctx context.Context, id int64) (View, error) {
+	if _, err := m.store.Get(ctx, id); err != nil {
+		return View{}, err
+	}
+	rep, err := m.send(ctx, opReconcile, id)
+	if err != nil {
+		return View{}, err
+	}
+	if rep.Gone {
+		return View{}, ErrUnknownCompany
+	}
+	return m.get(ctx, id)
+}
+
+// Disconnect deletes the company's webhook at Pipedrive (on the leader),
+// then forgets the company; its credentials stop working at once.
+func (m *Manager) Disconnect(ctx context.Context, id int64) error {
+	if _, err := m.store.Get(ctx, id); err != nil {
+		return err
+	}
+	rep, err := m.send(ctx, opDisconnect, id)
+	if err != nil {
+		return err
+	}
+	if rep.Error != "" {
+		return errors.New(rep.Error)
+	}
+	m.cache.forget(id)
+	return nil
+}
+
+// disconnect is the leader's job for Disconnect.
+func (m *Manager) disconnect(ctx context.Context, id int64) result {
+	res := m.rec.disconnect(ctx, id)
+	if res.gone {
+		m.cache.forget(id)
+	}
+	return res
 }

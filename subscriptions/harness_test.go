@@ -3,66 +3,26 @@ package subscriptions
 import (
 	"bytes"
 	"context"
-	"sync"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/clock/clocktest"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/natstest"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/testlog"
 	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive"
 	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive/pipedrivetest"
+	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/internal/store"
 )
 
 const testPublicURL = "https://hooks.example.com"
 
-// fakeClock moves only when the test says so.
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []clockWaiter
-}
-
-type clockWaiter struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) At(t time.Time) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	if !t.After(c.now) {
-		ch <- c.now
-		return ch
-	}
-	c.waiters = append(c.waiters, clockWaiter{at: t, ch: ch})
-	return ch
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	kept := c.waiters[:0]
-	for _, w := range c.waiters {
-		if !w.at.After(c.now) {
-			w.ch <- c.now
-		} else {
-			kept = append(kept, w)
-		}
-	}
-	c.waiters = kept
-	c.mu.Unlock()
+// testWebhookURL is the subscription URL the wiring gives the manager.
+func testWebhookURL(id int64) string {
+	return fmt.Sprintf("%s/webhooks/pipedrive/%d", testPublicURL, id)
 }
 
 // env is a manager on a real in-process NATS against a fake Pipedrive.
@@ -72,16 +32,16 @@ type env struct {
 	ns    *natstest.Server
 	js    jetstream.JetStream
 	api   *pipedrive.Client
-	clock *fakeClock
+	clock *clocktest.Fake
 	m     *Manager
 	// inspect reads the store on a connection of its own, so that tests
 	// can kill a manager's connection and still look.
-	inspect *Store
+	inspect *store.Store
 }
 
 func newEnv(t *testing.T, edit ...func(*Options)) *env {
 	t.Helper()
-	e := &env{t: t, fake: pipedrivetest.NewServer(t), ns: natstest.Run(t), clock: newFakeClock()}
+	e := &env{t: t, fake: pipedrivetest.NewServer(t), ns: natstest.Run(t), clock: clocktest.New()}
 	e.fake.SetClock(e.clock.Now)
 	e.api = pipedrive.New(pipedrive.Options{
 		APIURL: e.fake.URL(), OAuthURL: e.fake.URL(), ClientID: "app", ClientSecret: "app-secret",
@@ -98,7 +58,7 @@ func newEnv(t *testing.T, edit ...func(*Options)) *env {
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	if e.inspect, err = OpenStore(context.Background(), js, "PIPEDRIVE_COMPANIES", 1, e.m.opts.StateKey); err != nil {
+	if e.inspect, err = store.Open(context.Background(), js, "PIPEDRIVE_COMPANIES", 1, e.m.opts.StateKey); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -115,8 +75,8 @@ func (e *env) newManager(edit func(*Options)) *Manager {
 	js, _ := jetstream.New(nc)
 	e.js = js
 	opts := Options{
-		PublicURL: testPublicURL, WebhookName: "pipedrive-gateway", ResyncInterval: time.Hour,
-		AdminToken: "admin-token", OAuthEnabled: true, StreamName: "PIPEDRIVE", Replicas: 1,
+		WebhookURL: testWebhookURL, OAuthRedirectURL: testPublicURL + "/oauth/callback",
+		WebhookName: "pipedrive-gateway", ResyncInterval: time.Hour, StreamName: "PIPEDRIVE", Replicas: 1,
 		StateKey: bytes.Repeat([]byte{9}, 32), Clock: e.clock, LeaseTTL: 1500 * time.Millisecond,
 	}
 	if edit != nil {
@@ -131,14 +91,14 @@ func (e *env) newManager(edit func(*Options)) *Manager {
 
 // connect adds a company to the fake and the store, as POST /admin/companies
 // does before its first reconcile.
-func (e *env) connect(id int64, token string) *Company {
+func (e *env) connect(id int64, token string) *store.Company {
 	e.t.Helper()
 	e.fake.AddCompany(pipedrivetest.Company{ID: id, APIToken: token})
 	me, err := e.api.Me(context.Background(), "", pipedrive.Credentials{APIToken: token})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	c, _, err := e.m.upsert(context.Background(), me, AuthAPIToken, func(s *Secrets) { s.APIToken = token })
+	c, err := e.m.upsert(context.Background(), me, store.AuthAPIToken, func(s *store.Secrets) { s.APIToken = token })
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -150,7 +110,7 @@ func (e *env) reconcile(id int64) result {
 	return e.m.rec.reconcile(context.Background(), id)
 }
 
-func (e *env) company(id int64) *Company {
+func (e *env) company(id int64) *store.Company {
 	e.t.Helper()
 	c, err := e.inspect.Get(context.Background(), id)
 	if err != nil {
@@ -169,14 +129,14 @@ func (e *env) writes() int {
 func (e *env) assertOneCorrect(id int64) pipedrive.Webhook {
 	e.t.Helper()
 	c := e.company(id)
-	want := desired{URL: WebhookURL(testPublicURL, id), Name: "pipedrive-gateway", User: c.WebhookUser, Password: c.Secrets.WebhookPassword, KnownID: c.WebhookID}
+	want := desired{URL: testWebhookURL(id), Name: "pipedrive-gateway", User: c.WebhookUser, Password: c.Secrets.WebhookPassword, KnownID: c.WebhookID}
 	var ours []pipedrive.Webhook
 	for _, w := range e.fake.Webhooks(id) {
 		if isOurs(want, w) {
 			ours = append(ours, w)
 		}
 	}
-	if len(ours) != 1 || !correct(want, ours[0]) {
+	if len(ours) != 1 || whyWrong(want, ours[0]) != "" {
 		e.t.Fatalf("company %d has %d webhooks of ours, want exactly one correct: %v", id, len(ours), ours)
 	}
 	if c.WebhookID != ours[0].ID {
@@ -189,7 +149,7 @@ func (e *env) assertOneCorrect(id int64) pipedrive.Webhook {
 func (e *env) waitLeader() {
 	e.t.Helper()
 	waitFor(e.t, func() bool {
-		_, err := e.m.send(context.Background(), "reconcile", 1<<40) // a company nobody has
+		_, err := e.m.send(context.Background(), opReconcile, 1<<40) // a company nobody has
 		return err == nil
 	})
 }

@@ -1,7 +1,12 @@
-// Package subscriptions is the Pipedrive side of the gateway: the company
-// store (NATS KV, secrets sealed with STATE_KEY), the reconciler that keeps
-// exactly one webhook registered at every connected company, the leader
-// lease that makes one replica reconcile, and the admin and OAuth routes.
+// Package subscriptions keeps exactly one webhook registered at every
+// connected Pipedrive company: it connects companies (API token or OAuth),
+// reconciles their webhooks on the leader replica, disconnects them, and
+// gives the ingress each company's webhook credentials from memory.
+//
+// It must not know HTTP: the admin API and the OAuth routes are built on
+// its methods elsewhere, and the subscription URL of a company is given to
+// it. Its records live in internal/store, the election in internal/lease,
+// the work queue in internal/sched.
 package subscriptions
 
 import (
@@ -9,7 +14,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"time"
@@ -20,17 +24,25 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/clock"
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/lease"
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/sched"
 	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive"
+	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/internal/store"
 )
 
 // Options configure the manager.
 type Options struct {
-	PublicURL      string
-	WebhookName    string
-	ResyncInterval time.Duration
-	APITokens      []string // connected at every start
-	AdminToken     string
-	OAuthEnabled   bool
+	// WebhookURL is the subscription URL of a company; nil when PUBLIC_URL
+	// is not set, and then no webhook can be registered.
+	WebhookURL func(companyID int64) string
+	// OAuthRedirectURL is the redirect_uri of the OAuth install flow.
+	OAuthRedirectURL string
+	WebhookName      string
+	ResyncInterval   time.Duration
+	// Concurrency bounds the companies reconciled at once (default 4).
+	Concurrency int
+	APITokens   []string // connected at every start
 	// StreamName scopes the buckets and the command subject, so that
 	// several gateways can share one NATS.
 	StreamName string
@@ -40,9 +52,10 @@ type Options struct {
 	LeaseTTL time.Duration
 	// ReplicaID names this replica in the lease (default hostname + random).
 	ReplicaID string
-	Clock     Clock
-	Metrics   Metrics
-	Tracer    trace.TracerProvider
+	// Clock paces the scheduler (default the wall clock).
+	Clock   clock.Clock
+	Metrics Metrics
+	Tracer  trace.TracerProvider
 }
 
 // Manager runs the subscription side.
@@ -50,10 +63,10 @@ type Manager struct {
 	opts  Options
 	nc    *nats.Conn
 	api   *pipedrive.Client
-	store *Store
-	cache *Cache
-	lease *Lease
-	sched *scheduler
+	store *store.Store
+	cache *credentialCache
+	lease *lease.Lease
+	sched *sched.Scheduler[result]
 	rec   *reconciler
 	log   *slog.Logger
 }
@@ -63,8 +76,11 @@ func New(ctx context.Context, opts Options, nc *nats.Conn, js jetstream.JetStrea
 	if opts.LeaseTTL == 0 {
 		opts.LeaseTTL = 15 * time.Second
 	}
+	if opts.Concurrency == 0 {
+		opts.Concurrency = 4
+	}
 	if opts.Clock == nil {
-		opts.Clock = realClock{}
+		opts.Clock = clock.Real()
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = noMetrics{}
@@ -76,42 +92,48 @@ func New(ctx context.Context, opts Options, nc *nats.Conn, js jetstream.JetStrea
 		host, _ := os.Hostname()
 		opts.ReplicaID = host + "-" + randomHex(4)
 	}
-	store, err := OpenStore(ctx, js, opts.StreamName+"_COMPANIES", opts.Replicas, opts.StateKey)
+	st, err := store.Open(ctx, js, opts.StreamName+"_COMPANIES", opts.Replicas, opts.StateKey)
 	if err != nil {
 		return nil, err
 	}
-	lease, err := OpenLease(ctx, js, opts.StreamName+"_LEADER", opts.Replicas, opts.ReplicaID, opts.LeaseTTL, log)
+	l, err := lease.Open(ctx, js, lease.Options{
+		Bucket: opts.StreamName + "_LEADER", Replicas: opts.Replicas, ID: opts.ReplicaID, TTL: opts.LeaseTTL,
+		// The key expires on the NATS server's wall clock, so renewals run
+		// on it too, whatever clock paces the scheduler.
+		Clock: clock.Real(), Log: log, OnChange: opts.Metrics.Leader,
+	})
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{opts: opts, nc: nc, api: api, store: store, lease: lease, log: log}
-	m.cache = NewCache(store, log)
+	m := &Manager{opts: opts, nc: nc, api: api, store: st, lease: l, log: log, cache: newCredentialCache(st, log)}
 	m.rec = &reconciler{
-		store: store, api: api, publicURL: opts.PublicURL, name: opts.WebhookName,
+		store: st, api: api, webhookURL: opts.WebhookURL, name: opts.WebhookName,
 		now: opts.Clock.Now, log: log, metrics: opts.Metrics,
 		tracer: opts.Tracer.Tracer("github.com/pipedrive-gateway/pipedrive-gateway/subscriptions"),
 	}
-	m.sched = newScheduler(opts.Clock, opts.ResyncInterval, m.rec.reconcile)
-	lease.onChange = opts.Metrics.Leader
+	m.sched = sched.New(sched.Options{Clock: opts.Clock, Resync: opts.ResyncInterval, Workers: opts.Concurrency}, m.rec.reconcile)
 	return m, nil
 }
 
-// Credentials is the in-memory credential cache for the gateway.
-func (m *Manager) Credentials() *Cache { return m.cache }
+// WebhookCredentials returns the Basic credentials of a managed company,
+// from memory: the ingress asks on every request.
+func (m *Manager) WebhookCredentials(companyID string) (user, password string, ok bool) {
+	return m.cache.lookup(companyID)
+}
 
-// Ready reports nil once the credential cache holds every company.
+// Ready reports nil once the credentials of every company are loaded.
 func (m *Manager) Ready(context.Context) error {
-	if !m.cache.Synced() {
+	if !m.cache.synced.Load() {
 		return errors.New("company credentials not loaded yet")
 	}
 	return nil
 }
 
-// Run keeps the credential cache current and campaigns for the lead until
-// ctx ends. Every replica serves webhooks; only the leader reconciles.
+// Run keeps the credentials current and campaigns for the lead until ctx
+// ends. Every replica serves webhooks; only the leader reconciles.
 func (m *Manager) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return m.cache.Run(gctx) })
+	g.Go(func() error { return m.cache.run(gctx) })
 	g.Go(func() error { return m.lease.Run(gctx, m.lead) })
 	return g.Wait()
 }
@@ -155,25 +177,16 @@ func (m *Manager) syncSchedule(ctx context.Context) {
 		}
 		return
 	}
+	views := make([]View, 0, len(companies))
 	for i, c := range companies {
 		m.sched.Ensure(c.ID, time.Duration(i)*100*time.Millisecond)
+		views = append(views, viewOf(c))
 	}
-	m.opts.Metrics.Companies(companies)
+	m.opts.Metrics.Companies(views)
 }
 
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func (m *Manager) commandSubject() string { return "_PDGW." + m.opts.StreamName + ".command" }
-
-var errNoLeader = errors.New("no leader is reconciling right now; retry in a few seconds")
-
-func wrapNoLeader(err error) error {
-	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%w (%v)", errNoLeader, err)
-	}
-	return err
 }

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive"
+	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/internal/store"
 )
 
 // Metrics receives what the subscription side measures.
@@ -20,17 +21,17 @@ type Metrics interface {
 	// Leader is called when this replica gains or loses the lead.
 	Leader(leader bool)
 	// Company reports one company as just reconciled.
-	Company(c *Company)
+	Company(c View)
 	// Companies reports every company (the leader's periodic scan).
-	Companies(cs []*Company)
+	Companies(cs []View)
 }
 
 type noMetrics struct{}
 
 func (noMetrics) Reconciled(string, time.Duration) {}
 func (noMetrics) Leader(bool)                      {}
-func (noMetrics) Company(*Company)                 {}
-func (noMetrics) Companies([]*Company)             {}
+func (noMetrics) Company(View)                     {}
+func (noMetrics) Companies([]View)                 {}
 
 func (r result) outcome() string {
 	switch {
@@ -112,17 +113,17 @@ func (x *OTelMetrics) Leader(leader bool) {
 }
 
 // Company implements Metrics.
-func (x *OTelMetrics) Company(c *Company) {
+func (x *OTelMetrics) Company(c View) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.companies[c.ID] = gaugeOf(c)
+	x.companies[c.CompanyID] = gaugeOf(c)
 }
 
 // Companies implements Metrics.
-func (x *OTelMetrics) Companies(cs []*Company) {
+func (x *OTelMetrics) Companies(cs []View) {
 	m := make(map[int64]companyGauge, len(cs))
 	for _, c := range cs {
-		m[c.ID] = gaugeOf(c)
+		m[c.CompanyID] = gaugeOf(c)
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -134,12 +135,12 @@ func (x *OTelMetrics) Companies(cs []*Company) {
 	}
 }
 
-func gaugeOf(c *Company) companyGauge {
-	ok := c.Status.State == StateOK
-	if s := c.Status.LastHTTPStatus; s != nil && (*s < 200 || *s > 299) {
+func gaugeOf(c View) companyGauge {
+	ok := c.State == store.StateOK
+	if s := c.LastHTTPStatus; s != nil && (*s < 200 || *s > 299) {
 		ok = false
 	}
-	return companyGauge{state: c.Status.State, healthy: ok}
+	return companyGauge{state: c.State, healthy: ok}
 }
 
 // APIResponse is the Pipedrive client's OnResponse hook.
@@ -158,7 +159,7 @@ func (x *OTelMetrics) observeStates(_ context.Context, o metric.Int64Observer) e
 	if !x.leader {
 		return nil
 	}
-	counts := map[string]int64{StateOK: 0, StatePending: 0, StateError: 0}
+	counts := map[string]int64{store.StateOK: 0, store.StatePending: 0, store.StateError: 0}
 	for _, g := range x.companies {
 		counts[g.state]++
 	}

@@ -1,19 +1,21 @@
 package subscriptions
 
 import (
-	"slices"
-
 	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive"
 )
 
-// desired is the one webhook a company should have.
+// desired is the one webhook a company should have, and how to recognise
+// the webhooks that are ours.
 type desired struct {
-	URL      string // PUBLIC_URL + /webhooks/pipedrive/<id>
+	URL      string // the company's subscription URL; empty without PUBLIC_URL
 	Name     string // WEBHOOK_NAME
 	User     string
 	Password string
 	// KnownID is the webhook id remembered in the store, 0 if none.
 	KnownID int64
+	// None: the company is being disconnected and should have no webhook
+	// of ours at all.
+	None bool
 }
 
 type actionKind int
@@ -30,61 +32,53 @@ type action struct {
 	Reason string // why, for logs and tests
 }
 
-// plan compares the wanted webhook with the company's webhooks and returns
-// the writes to make: creates first, then deletes (make before break, so the
-// company is never without a working webhook). Webhooks that are not ours
-// are never touched. An empty plan means no drift.
-func plan(want desired, actual []pipedrive.Webhook) []action {
-	var ours, good []pipedrive.Webhook
+// plan compares the wanted state with the company's webhooks. It returns
+// the correct webhook it keeps (nil when it creates one, or wants none) and
+// the writes to make: creates first, then deletes (make before break, so
+// the company is never without a working webhook). Webhooks that are not
+// ours are never touched. No actions means no drift.
+func plan(want desired, actual []pipedrive.Webhook) (keep *pipedrive.Webhook, acts []action) {
+	var ours []pipedrive.Webhook
 	for _, w := range actual {
 		if !isOurs(want, w) {
 			continue
 		}
 		ours = append(ours, w)
-		if correct(want, w) {
-			good = append(good, w)
-		}
-	}
-	var keep int64
-	var acts []action
-	if len(good) == 0 {
-		acts = append(acts, action{Kind: actCreate, Reason: "no correct webhook"})
-	} else {
 		// Keep the remembered one if it is correct, else the oldest.
-		slices.SortFunc(good, func(a, b pipedrive.Webhook) int {
-			switch {
-			case a.ID == want.KnownID:
-				return -1
-			case b.ID == want.KnownID:
-				return 1
-			}
-			return int(a.ID - b.ID)
-		})
-		keep = good[0].ID
-	}
-	for _, w := range ours {
-		if w.ID == keep {
+		if want.None || whyWrong(want, w) != "" {
 			continue
 		}
-		acts = append(acts, action{Kind: actDelete, ID: w.ID, Reason: whyWrong(want, w)})
+		if keep == nil || w.ID == want.KnownID || (keep.ID != want.KnownID && w.ID < keep.ID) {
+			keep = &w
+		}
 	}
-	return acts
+	if keep == nil && !want.None {
+		acts = append(acts, action{Kind: actCreate, Reason: "no correct webhook"})
+	}
+	for _, w := range ours {
+		switch {
+		case keep != nil && w.ID == keep.ID:
+		case want.None:
+			acts = append(acts, action{Kind: actDelete, ID: w.ID, Reason: "disconnect"})
+		case whyWrong(want, w) == "":
+			acts = append(acts, action{Kind: actDelete, ID: w.ID, Reason: "duplicate"})
+		default:
+			acts = append(acts, action{Kind: actDelete, ID: w.ID, Reason: whyWrong(want, w)})
+		}
+	}
+	return keep, acts
 }
 
 // isOurs: our URL, the id we remember, or our name with our Basic user (so
 // that a changed PUBLIC_URL migrates the old hook instead of orphaning it).
 func isOurs(want desired, w pipedrive.Webhook) bool {
-	return w.SubscriptionURL == want.URL ||
+	return (want.URL != "" && w.SubscriptionURL == want.URL) ||
 		(want.KnownID != 0 && w.ID == want.KnownID) ||
 		(w.Name == want.Name && want.User != "" && w.HTTPAuthUser == want.User)
 }
 
-func correct(want desired, w pipedrive.Webhook) bool {
-	return whyWrong(want, w) == "duplicate"
-}
-
-// whyWrong names the first difference from the wanted webhook, or
-// "duplicate" when there is none.
+// whyWrong names the first difference from the wanted webhook, or "" when
+// there is none.
 func whyWrong(want desired, w pipedrive.Webhook) string {
 	switch {
 	case w.SubscriptionURL != want.URL:
@@ -98,5 +92,5 @@ func whyWrong(want desired, w pipedrive.Webhook) string {
 	case w.HTTPAuthUser != want.User || w.HTTPAuthPassword != want.Password:
 		return "wrong credentials"
 	}
-	return "duplicate"
+	return ""
 }

@@ -12,29 +12,32 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive"
+	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/internal/store"
 )
 
-// API is the part of the Pipedrive client the reconciler uses.
-type API interface {
+// webhookAPI is the part of the Pipedrive client the reconciler uses.
+type webhookAPI interface {
 	ListWebhooks(ctx context.Context, domain string, cred pipedrive.Credentials) ([]pipedrive.Webhook, error)
 	CreateWebhook(ctx context.Context, domain string, cred pipedrive.Credentials, req pipedrive.CreateWebhookRequest) (pipedrive.Webhook, error)
 	DeleteWebhook(ctx context.Context, domain string, cred pipedrive.Credentials, id int64) error
 	Refresh(ctx context.Context, refreshToken string) (pipedrive.Token, error)
 }
 
-// reconciler brings one company's webhooks to the wanted state.
+// reconciler brings one company's webhooks to the wanted state: a reconcile
+// wants one correct webhook, a disconnect wants none. Both list, plan and
+// run the plan through execute; nothing else writes at Pipedrive.
 type reconciler struct {
-	store     *Store
-	api       API
-	publicURL string
-	name      string
-	now       func() time.Time
-	log       *slog.Logger
-	metrics   Metrics
-	tracer    trace.Tracer
+	store      *store.Store
+	api        webhookAPI
+	webhookURL func(companyID int64) string // nil: PUBLIC_URL not set
+	name       string
+	now        func() time.Time
+	log        *slog.Logger
+	metrics    Metrics
+	tracer     trace.Tracer
 }
 
-// result of one run, for the scheduler.
+// result of one run, for the scheduler and the command reply.
 type result struct {
 	err error
 	// permanent errors wait for the next resync; others back off.
@@ -46,12 +49,22 @@ type result struct {
 	writes int
 }
 
+// Gone implements sched.Result.
+func (r result) Gone() bool { return r.gone }
+
+// Retry implements sched.Result.
+func (r result) Retry() (bool, time.Duration) { return r.err != nil && !r.permanent, r.retryAfter }
+
 // refreshMargin is how long before expiry an OAuth access token is renewed.
 const refreshMargin = 5 * time.Minute
 
-// WebhookURL is the subscription URL of a company.
-func WebhookURL(publicURL string, companyID int64) string {
-	return fmt.Sprintf("%s/webhooks/pipedrive/%d", publicURL, companyID)
+// desired is the webhook the company should have.
+func (r *reconciler) desired(c *store.Company) desired {
+	d := desired{Name: r.name, User: c.WebhookUser, Password: c.Secrets.WebhookPassword, KnownID: c.WebhookID}
+	if r.webhookURL != nil {
+		d.URL = r.webhookURL(c.ID)
+	}
+	return d
 }
 
 // reconcile reads the company and its webhooks fresh, applies the plan and
@@ -69,7 +82,7 @@ func (r *reconciler) reconcile(ctx context.Context, id int64) (res result) {
 		r.metrics.Reconciled(res.outcome(), r.now().Sub(start))
 	}()
 	c, err := r.store.Get(ctx, id)
-	if errors.Is(err, ErrUnknownCompany) {
+	if errors.Is(err, store.ErrUnknownCompany) {
 		return result{gone: true}
 	}
 	if err != nil {
@@ -80,76 +93,102 @@ func (r *reconciler) reconcile(ctx context.Context, id int64) (res result) {
 	return res
 }
 
-func (r *reconciler) apply(ctx context.Context, c *Company) result {
-	if r.publicURL == "" {
+func (r *reconciler) apply(ctx context.Context, c *store.Company) result {
+	if r.webhookURL == nil {
 		return result{err: errors.New("PUBLIC_URL is not set: the gateway cannot register webhooks"), permanent: true}
 	}
 	if err := r.freshToken(ctx, c); err != nil {
 		return classify(fmt.Errorf("failed to refresh the OAuth token: %w", err))
 	}
-	want := desired{
-		URL: WebhookURL(r.publicURL, c.ID), Name: r.name, User: c.WebhookUser,
-		Password: c.Secrets.WebhookPassword, KnownID: c.WebhookID,
-	}
+	want := r.desired(c)
 	hooks, err := r.api.ListWebhooks(ctx, c.Domain, c.Credentials())
 	if err != nil {
 		return classify(fmt.Errorf("failed to list webhooks: %w", err))
 	}
-	acts := plan(want, hooks)
-	kept := keptHook(want, hooks, acts)
-	res := result{}
+	keep, acts := plan(want, hooks)
+	created, res := r.execute(ctx, c, want, acts)
+	if res.err != nil {
+		return res
+	}
+	if created != nil {
+		keep = created
+	}
+	if keep != nil {
+		c.WebhookID = keep.ID
+		c.Status.LastHTTPStatus, c.Status.LastDeliveryTime = keep.LastHTTPStatus, keep.LastDeliveryTime
+	}
+	return res
+}
+
+// disconnect deletes the company's webhooks of ours, then forgets the
+// company. A failed delete keeps it, so that the next try deletes again.
+func (r *reconciler) disconnect(ctx context.Context, id int64) result {
+	ctx = withCompany(ctx, id)
+	c, err := r.store.Get(ctx, id)
+	if errors.Is(err, store.ErrUnknownCompany) {
+		return result{gone: true}
+	}
+	if err != nil {
+		return result{err: err}
+	}
+	want := r.desired(c)
+	want.None = true
+	hooks, err := r.api.ListWebhooks(ctx, c.Domain, c.Credentials())
+	if err != nil {
+		if res := classify(fmt.Errorf("failed to list webhooks: %w", err)); !res.permanent {
+			return res
+		}
+		// Credentials revoked: we cannot delete the webhook, but the user
+		// asked to disconnect. Our 401s make Pipedrive drop it in 3 days.
+		r.log.Warn("disconnecting without deleting the webhook", "company_id", id, "error", err)
+		hooks = nil
+	}
+	_, acts := plan(want, hooks)
+	if _, res := r.execute(ctx, c, want, acts); res.err != nil {
+		return res
+	}
+	if err := r.store.Delete(ctx, id); err != nil {
+		return result{err: err}
+	}
+	r.log.Info("company disconnected", "company_id", id)
+	return result{gone: true}
+}
+
+// execute makes the plan's writes in order and stops at the first that
+// fails: the next run lists again and plans from what is there. It
+// returns the webhook it created, if any, and remembers it on c at once.
+func (r *reconciler) execute(ctx context.Context, c *store.Company, want desired, acts []action) (created *pipedrive.Webhook, res result) {
 	for _, a := range acts {
 		switch a.Kind {
 		case actCreate:
 			w, err := r.api.CreateWebhook(ctx, c.Domain, c.Credentials(), pipedrive.CreateWebhookRequest{
-				SubscriptionURL: want.URL, EventAction: "*", EventObject: "*", Name: r.name,
+				SubscriptionURL: want.URL, EventAction: "*", EventObject: "*", Name: want.Name,
 				Version: "2.0", HTTPAuthUser: want.User, HTTPAuthPassword: want.Password,
 			})
 			if err != nil {
 				// A lost response may still have created it: the next run
 				// lists first and adopts it, so nothing is created twice.
-				return classify(fmt.Errorf("failed to create webhook: %w", err))
+				return nil, classify(fmt.Errorf("failed to create webhook: %w", err))
 			}
 			res.writes++
-			kept = &w
+			created = &w
 			c.WebhookID = w.ID
 			r.log.InfoContext(ctx, "webhook created", "company_id", c.ID, "webhook_id", w.ID, "reason", a.Reason)
 		case actDelete:
 			err := r.api.DeleteWebhook(ctx, c.Domain, c.Credentials(), a.ID)
 			res.writes++
 			if err != nil && !errors.Is(err, pipedrive.ErrNotFound) { // 404: already gone
-				return classify(fmt.Errorf("failed to delete webhook %d: %w", a.ID, err))
+				return nil, classify(fmt.Errorf("failed to delete webhook %d: %w", a.ID, err))
 			}
 			r.log.InfoContext(ctx, "webhook deleted", "company_id", c.ID, "webhook_id", a.ID, "reason", a.Reason)
 		}
 	}
-	if kept != nil {
-		c.WebhookID = kept.ID
-		c.Status.LastHTTPStatus, c.Status.LastDeliveryTime = kept.LastHTTPStatus, kept.LastDeliveryTime
-	}
-	return res
-}
-
-// keptHook is the correct webhook the plan keeps, if any.
-func keptHook(want desired, hooks []pipedrive.Webhook, acts []action) *pipedrive.Webhook {
-	deleted := map[int64]bool{}
-	for _, a := range acts {
-		if a.Kind == actCreate {
-			return nil
-		}
-		deleted[a.ID] = true
-	}
-	for i, w := range hooks {
-		if isOurs(want, w) && correct(want, w) && !deleted[w.ID] {
-			return &hooks[i]
-		}
-	}
-	return nil
+	return created, res
 }
 
 // freshToken renews an OAuth access token that expires soon and stores it.
-func (r *reconciler) freshToken(ctx context.Context, c *Company) error {
-	if c.Auth != AuthOAuth || r.now().Add(refreshMargin).Before(c.Secrets.AccessExpiresAt) {
+func (r *reconciler) freshToken(ctx context.Context, c *store.Company) error {
+	if c.Auth != store.AuthOAuth || r.now().Add(refreshMargin).Before(c.Secrets.AccessExpiresAt) {
 		return nil
 	}
 	tok, err := r.api.Refresh(ctx, c.Secrets.RefreshToken)
@@ -164,7 +203,7 @@ func (r *reconciler) freshToken(ctx context.Context, c *Company) error {
 	return nil
 }
 
-func applyToken(c *Company, tok pipedrive.Token) {
+func applyToken(c *store.Company, tok pipedrive.Token) {
 	c.Secrets.AccessToken, c.Secrets.AccessExpiresAt = tok.AccessToken, tok.ExpiresAt
 	if tok.RefreshToken != "" {
 		c.Secrets.RefreshToken = tok.RefreshToken
@@ -193,26 +232,26 @@ func classify(err error) result {
 
 // record writes the outcome on the company. A company deleted meanwhile is
 // left deleted.
-func (r *reconciler) record(ctx context.Context, c *Company, res result) {
+func (r *reconciler) record(ctx context.Context, c *store.Company, res result) {
 	now := r.now().UTC()
 	c.Status.LastReconcile = &now
 	if res.err != nil {
-		c.Status.State, c.Status.LastError = StateError, res.err.Error()
+		c.Status.State, c.Status.LastError = store.StateError, res.err.Error()
 		r.log.WarnContext(ctx, "reconcile failed", "company_id", c.ID, "error", res.err, "permanent", res.permanent)
 	} else {
-		c.Status.State, c.Status.LastError = StateOK, ""
+		c.Status.State, c.Status.LastError = store.StateOK, ""
 	}
 	err := r.store.Update(ctx, c)
-	if errors.Is(err, ErrConflict) {
+	if errors.Is(err, store.ErrConflict) {
 		// Changed meanwhile (a new token, say): keep the new record and only
 		// set the status on it.
-		_, err = r.store.Modify(ctx, c.ID, func(n *Company) error {
+		_, err = r.store.Modify(ctx, c.ID, func(n *store.Company) error {
 			n.Status, n.WebhookID = c.Status, c.WebhookID
 			return nil
 		})
 	}
-	if err != nil && !errors.Is(err, ErrUnknownCompany) {
+	if err != nil && !errors.Is(err, store.ErrUnknownCompany) {
 		r.log.ErrorContext(ctx, "failed to record reconcile result", "company_id", c.ID, "error", err)
 	}
-	r.metrics.Company(c)
+	r.metrics.Company(viewOf(c))
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive"
 	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive/pipedrivetest"
+	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/internal/store"
 )
 
 func TestReconcileCreatesThenIdle(t *testing.T) {
@@ -32,7 +33,7 @@ func TestReconcileCreatesThenIdle(t *testing.T) {
 	if e.writes() != before {
 		t.Errorf("second run made %d writes at Pipedrive", e.writes()-before)
 	}
-	if c := e.company(42); c.Status.State != StateOK || c.Status.LastReconcile == nil || c.Status.LastError != "" {
+	if c := e.company(42); c.Status.State != store.StateOK || c.Status.LastReconcile == nil || c.Status.LastError != "" {
 		t.Errorf("status = %+v", c.Status)
 	}
 }
@@ -42,30 +43,30 @@ func TestReconcileRepairsDrift(t *testing.T) {
 	foreign := pipedrive.Webhook{SubscriptionURL: "https://zapier.example/hook", Name: "zapier", Version: "1.0", EventAction: "added", EventObject: "deal", IsActive: 1}
 	cases := []struct {
 		name  string
-		drift func(e *env, c *Company, ours pipedrive.Webhook)
+		drift func(e *env, c *store.Company, ours pipedrive.Webhook)
 	}{
-		{"deleted_behind_our_back", func(e *env, _ *Company, ours pipedrive.Webhook) { e.fake.DeleteBehindBack(ours.ID) }},
-		{"duplicate_added", func(e *env, _ *Company, ours pipedrive.Webhook) { ours.ID = 0; e.fake.PutWebhook(42, ours) }},
-		{"old_version_lingers", func(e *env, _ *Company, ours pipedrive.Webhook) {
+		{"deleted_behind_our_back", func(e *env, _ *store.Company, ours pipedrive.Webhook) { e.fake.DeleteBehindBack(ours.ID) }},
+		{"duplicate_added", func(e *env, _ *store.Company, ours pipedrive.Webhook) { ours.ID = 0; e.fake.PutWebhook(42, ours) }},
+		{"old_version_lingers", func(e *env, _ *store.Company, ours pipedrive.Webhook) {
 			ours.ID, ours.Version = 0, "1.0"
 			e.fake.PutWebhook(42, ours)
 		}},
-		{"replaced_by_wrong_events", func(e *env, _ *Company, ours pipedrive.Webhook) {
+		{"replaced_by_wrong_events", func(e *env, _ *store.Company, ours pipedrive.Webhook) {
 			e.fake.DeleteBehindBack(ours.ID)
 			ours.ID, ours.EventObject = 0, "deal"
 			e.fake.PutWebhook(42, ours)
 		}},
-		{"wrong_credentials", func(e *env, _ *Company, ours pipedrive.Webhook) {
+		{"wrong_credentials", func(e *env, _ *store.Company, ours pipedrive.Webhook) {
 			e.fake.DeleteBehindBack(ours.ID)
 			ours.ID, ours.HTTPAuthPassword = 0, "leaked-old-password"
 			e.fake.PutWebhook(42, ours)
 		}},
-		{"inactive", func(e *env, _ *Company, ours pipedrive.Webhook) {
+		{"inactive", func(e *env, _ *store.Company, ours pipedrive.Webhook) {
 			e.fake.DeleteBehindBack(ours.ID)
 			ours.ID, ours.IsActive = 0, 0
 			e.fake.PutWebhook(42, ours)
 		}},
-		{"public_url_changed", func(e *env, _ *Company, ours pipedrive.Webhook) {
+		{"public_url_changed", func(e *env, _ *store.Company, ours pipedrive.Webhook) {
 			e.fake.DeleteBehindBack(ours.ID)
 			ours.ID, ours.SubscriptionURL = 0, "https://old-host.example.com/webhooks/pipedrive/42"
 			e.fake.PutWebhook(42, ours)
@@ -125,7 +126,7 @@ func TestReconcileFaults(t *testing.T) {
 		if res := e.reconcile(42); !errors.Is(res.err, pipedrive.ErrTransport) || res.permanent {
 			t.Fatalf("result = %+v, want a temporary transport error", res)
 		}
-		if c := e.company(42); c.Status.State != StateError {
+		if c := e.company(42); c.Status.State != store.StateError {
 			t.Errorf("state = %q, want error", c.Status.State)
 		}
 		if res := e.reconcile(42); res.err != nil || res.writes != 0 {
@@ -167,7 +168,7 @@ func TestReconcileFaults(t *testing.T) {
 			t.Fatalf("result = %+v, want a permanent 401", res)
 		}
 		c := e.company(42)
-		if c.Status.State != StateError || !strings.Contains(c.Status.LastError, "401") {
+		if c.Status.State != store.StateError || !strings.Contains(c.Status.LastError, "401") {
 			t.Errorf("status = %+v", c.Status)
 		}
 	})
@@ -198,7 +199,7 @@ func TestReconcileFaults(t *testing.T) {
 	})
 	t.Run("no_public_url", func(t *testing.T) {
 		t.Parallel()
-		e := newEnv(t, func(o *Options) { o.PublicURL = "" })
+		e := newEnv(t, func(o *Options) { o.WebhookURL = nil })
 		e.connect(42, "tok-42")
 		res := e.reconcile(42)
 		if res.err == nil || !res.permanent || e.fake.CallCount("", "") != 1 {
@@ -239,9 +240,9 @@ func TestSchedulerNoHotLoop(t *testing.T) {
 		t.Fatalf("a terminal error was retried before the resync: %d lists", lists())
 	}
 	// The user fixes the token: the next resync (1h ± 10%) repairs it.
-	e.m.store.Modify(ctx, 42, func(c *Company) error { c.Secrets.APIToken = "regenerated"; return nil })
+	e.m.store.Modify(ctx, 42, func(c *store.Company) error { c.Secrets.APIToken = "regenerated"; return nil })
 	e.clock.Advance(40 * time.Minute)
-	waitFor(t, func() bool { return e.company(42).Status.State == StateOK })
+	waitFor(t, func() bool { return e.company(42).Status.State == store.StateOK })
 
 	// A 429 with Retry-After 120s: nothing before, one run after.
 	e.fake.FailNext(pipedrive.RouteListWebhooks, 1, pipedrivetest.Status(429).WithRetryAfter(120*time.Second))

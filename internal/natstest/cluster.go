@@ -29,7 +29,7 @@ func RunCluster(t testing.TB, n int, configure ...func(*server.Options)) *Cluste
 	t.Helper()
 	routePorts := make([]int, n)
 	for i := range routePorts {
-		routePorts[i] = freePort(t)
+		routePorts[i] = FreePort(t)
 	}
 	var routes []string
 	for _, p := range routePorts {
@@ -40,7 +40,7 @@ func RunCluster(t testing.TB, n int, configure ...func(*server.Options)) *Cluste
 		s := &Server{t: t, opts: server.Options{
 			ServerName: fmt.Sprintf("n%d", i),
 			Host:       "127.0.0.1",
-			Port:       freePort(t),
+			Port:       FreePort(t),
 			JetStream:  true,
 			StoreDir:   t.TempDir(),
 			NoSigs:     true,
@@ -89,10 +89,10 @@ func RunCluster(t testing.TB, n int, configure ...func(*server.Options)) *Cluste
 	return c
 }
 
-// freePort returns a loopback port that was free a moment ago, taken below
+// FreePort returns a loopback port that was free a moment ago, taken below
 // the kernel's ephemeral range (32768 and up on Linux) so that client
-// connections opened meanwhile cannot grab it before the node binds it.
-func freePort(t testing.TB) int {
+// connections opened meanwhile cannot grab it before a server binds it.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	for range 200 {
 		port := 20000 + rand.IntN(12000)

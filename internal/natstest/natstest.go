@@ -1,4 +1,6 @@
-// Package natstest runs real NATS servers with JetStream inside tests.
+// Package natstest runs real NATS servers with JetStream inside tests: one
+// server, or a cluster whose nodes a test can kill and restart. It must not
+// know the gateway: it gives tests servers, not streams.
 package natstest
 
 import (

@@ -1,5 +1,8 @@
-// Package service wires the gateway's parts into one runnable service; the
-// serve command and the end-to-end tests both start it through New.
+// Package service wires the gateway's parts into one runnable service:
+// the relay, the subscription manager, the ingress and the two HTTP
+// listeners. The serve command and the end-to-end tests both start it
+// through New. It must not hold logic of its own beyond building the parts
+// from the configuration and the order in which they start and stop.
 package service
 
 import (
@@ -9,11 +12,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/config"
 	"github.com/pipedrive-gateway/pipedrive-gateway/gateway"
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/httpapi"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/serving"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/telemetry"
 	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive"
@@ -101,24 +104,32 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		Tracer:         o.tel.Tracer,
 		Meter:          o.tel.Meter,
 		Propagator:     o.tel.Propagator,
-	}, a.relay, a.subs.Credentials(), log.With("component", "gateway"))
-	a.subs.RegisterOAuth(gw.Echo())
-	a.ingress, err = serving.Listen("ingress", cfg.HTTP.Addr, gw, serving.Options{
+	}, a.relay, a.subs, log.With("component", "gateway"))
+	routes := httpapi.Options{
+		Webhook:   gw.Webhook,
+		PublicURL: publicURL(cfg),
+		Ready: func(ctx context.Context) error {
+			if err := a.relay.Ready(ctx); err != nil {
+				return err
+			}
+			return a.subs.Ready(ctx)
+		},
+		Metrics:    o.tel.Metrics,
+		Admin:      a.subs,
+		AdminToken: cfg.Admin.Token,
+		Log:        log.With("component", "http"),
+	}
+	if cfg.Pipedrive.OAuthEnabled() {
+		routes.OAuth = a.subs
+	}
+	a.ingress, err = serving.Listen("ingress", cfg.HTTP.Addr, httpapi.Public(routes), serving.Options{
 		// Long enough for the slowest publish plus reading a large body.
 		WriteTimeout: cfg.Stream.PublishTimeout + 10*time.Second,
 	}, log)
 	if err != nil {
 		return nil, err
 	}
-	ops := gateway.NewOps(func(ctx context.Context) error {
-		if err := a.relay.Ready(ctx); err != nil {
-			return err
-		}
-		return a.subs.Ready(ctx)
-	}, log.With("component", "ops"))
-	a.subs.RegisterAdmin(ops)
-	ops.GET("/metrics", echo.WrapHandler(o.tel.Metrics))
-	a.ops, err = serving.Listen("ops", cfg.HTTP.OpsAddr, ops, serving.Options{}, log)
+	a.ops, err = serving.Listen("ops", cfg.HTTP.OpsAddr, httpapi.Ops(routes), serving.Options{}, log)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +160,7 @@ func newSubscriptions(ctx context.Context, cfg *config.Config, r *relay.Relay, o
 	key := []byte(cfg.Admin.StateKey)
 	if len(key) == 0 {
 		var err error
-		if key, err = subscriptions.LoadOrCreateKey(cfg.NATS.DataDir, log); err != nil {
+		if key, err = loadOrCreateKey(cfg.NATS.DataDir, log); err != nil {
 			return nil, err
 		}
 	}
@@ -167,20 +178,23 @@ func newSubscriptions(ctx context.Context, cfg *config.Config, r *relay.Relay, o
 		log.Warn("PUBLIC_URL is not set: webhooks cannot be registered; events from hand-made webhooks are still relayed")
 	}
 	return subscriptions.New(ctx, subscriptions.Options{
-		PublicURL:      strings.TrimRight(cfg.HTTP.PublicURL, "/"),
-		WebhookName:    cfg.Pipedrive.WebhookName,
-		ResyncInterval: cfg.Pipedrive.ResyncInterval,
-		APITokens:      cfg.Pipedrive.APITokens,
-		AdminToken:     cfg.Admin.Token,
-		OAuthEnabled:   cfg.Pipedrive.OAuthEnabled(),
-		StreamName:     cfg.Stream.Name,
-		Replicas:       cfg.Stream.Replicas,
-		StateKey:       key,
-		LeaseTTL:       o.leaseTTL,
-		Metrics:        metrics,
-		Tracer:         o.tel.Tracer,
+		WebhookURL:       httpapi.WebhookURL(publicURL(cfg)),
+		OAuthRedirectURL: httpapi.OAuthRedirectURL(publicURL(cfg)),
+		WebhookName:      cfg.Pipedrive.WebhookName,
+		ResyncInterval:   cfg.Pipedrive.ResyncInterval,
+		Concurrency:      cfg.Pipedrive.ReconcileConcurrency,
+		APITokens:        cfg.Pipedrive.APITokens,
+		StreamName:       cfg.Stream.Name,
+		Replicas:         cfg.Stream.Replicas,
+		StateKey:         key,
+		LeaseTTL:         o.leaseTTL,
+		Metrics:          metrics,
+		Tracer:           o.tel.Tracer,
 	}, r.Conn(), r.JetStream(), api, log)
 }
+
+// publicURL is PUBLIC_URL without a trailing slash.
+func publicURL(cfg *config.Config) string { return strings.TrimRight(cfg.HTTP.PublicURL, "/") }
 
 // closeListeners frees the ports of servers that never ran.
 func (a *Service) closeListeners() {

@@ -1,5 +1,9 @@
-// Package servicetest starts the whole gateway inside a test, as the serve
-// command does, on temporary directories and free loopback ports.
+// Package servicetest holds the end-to-end test helpers: it starts the
+// whole gateway inside a test, as the serve command does, on temporary
+// directories and free loopback ports, and talks to a running gateway from
+// outside (deliveries, the admin API, the stream), as Pipedrive, an
+// operator and a consumer would. It must not reach inside the service: what
+// it checks, a user could check too.
 package servicetest
 
 import (

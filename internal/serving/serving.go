@@ -1,5 +1,6 @@
 // Package serving runs an http.Handler on a listener with the timeouts a
-// public endpoint needs and shuts it down gracefully.
+// public endpoint needs and shuts it down gracefully. It must not know the
+// routes it serves: they are built in internal/httpapi.
 package serving
 
 import (

@@ -1,7 +1,8 @@
 // Package telemetry builds the OpenTelemetry providers of the service: a
 // tracer provider that always creates spans (so every message carries a
 // traceparent) but exports only when an OTLP endpoint is configured, and a
-// meter provider served as Prometheus text.
+// meter provider served as Prometheus text. It must not know what is
+// measured: each package makes its own instruments on the providers.
 package telemetry
 
 import (

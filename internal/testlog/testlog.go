@@ -1,5 +1,6 @@
 // Package testlog routes a test's slog output through t.Log, so that logs
 // show up with the test that wrote them and only when it fails or runs -v.
+// It must not know the gateway.
 package testlog
 
 import (

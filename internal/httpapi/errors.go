@@ -1,4 +1,4 @@
-package gateway
+package httpapi
 
 import (
 	"errors"
@@ -24,8 +24,8 @@ var errorCodes = map[int]string{
 	http.StatusServiceUnavailable:    "unavailable",
 }
 
-// NewEcho returns an echo router whose errors are small JSON bodies.
-func NewEcho(log *slog.Logger) *echo.Echo {
+// newEcho returns an echo router whose errors are small JSON bodies.
+func newEcho(log *slog.Logger) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = func(err error, c echo.Context) {

@@ -1,4 +1,4 @@
-package faults
+package servicetest
 
 import (
 	"context"
@@ -9,9 +9,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// streamIDs reads every message of the stream through url and returns how
+// StreamIDs reads every message of the stream through url and returns how
 // many copies of each Nats-Msg-Id it holds.
-func streamIDs(t *testing.T, url, stream string) map[string]int {
+func StreamIDs(t testing.TB, url, stream string) map[string]int {
 	t.Helper()
 	nc, err := nats.Connect(url, nats.Timeout(5*time.Second))
 	if err != nil {

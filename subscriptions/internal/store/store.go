@@ -1,4 +1,8 @@
-package subscriptions
+// Package store keeps the connected companies in a NATS KV bucket, one key
+// per company, with their secrets sealed by STATE_KEY, and lets readers
+// follow it. It must not know webhooks, Pipedrive or the leader: it reads
+// and writes records.
+package store
 
 import (
 	"context"
@@ -7,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -31,8 +36,8 @@ type record struct {
 	Sealed string `json:"sealed"`
 }
 
-// OpenStore creates or opens the bucket.
-func OpenStore(ctx context.Context, js jetstream.JetStream, bucket string, replicas int, key []byte) (*Store, error) {
+// Open creates or opens the bucket.
+func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas int, key []byte) (*Store, error) {
 	s, err := newSealer(key)
 	if err != nil {
 		return nil, err
@@ -50,7 +55,20 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, bucket string, repli
 	return &Store{kv: kv, seal: s}, nil
 }
 
-func companyKey(id int64) string { return "company." + strconv.FormatInt(id, 10) }
+// keyPrefix starts every company's key: "company.<id>".
+const keyPrefix = "company."
+
+func companyKey(id int64) string { return keyPrefix + strconv.FormatInt(id, 10) }
+
+// companyID is the id in a key, false for a key that is not a company's.
+func companyID(key string) (int64, bool) {
+	s, ok := strings.CutPrefix(key, keyPrefix)
+	if !ok {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	return id, err == nil
+}
 
 func (s *Store) encode(c *Company) ([]byte, error) {
 	plain, err := json.Marshal(c.Secrets)
@@ -179,4 +197,47 @@ func (s *Store) Delete(ctx context.Context, id int64) error {
 		return fmt.Errorf("failed to delete company %d: %w", id, err)
 	}
 	return nil
+}
+
+// Change is one record as Watch sees it.
+type Change struct {
+	ID int64
+	// Company is the record now; nil when the company was deleted or its
+	// record cannot be read (Err).
+	Company *Company
+	Err     error
+}
+
+// Watch calls changed with every record as it is and then as it changes,
+// and synced once the records that existed at the start have been given,
+// until ctx ends.
+func (s *Store) Watch(ctx context.Context, changed func(Change), synced func()) error {
+	w, err := s.kv.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("failed to watch the company store: %w", err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil
+			}
+			if e == nil { // end of the initial values
+				synced()
+				continue
+			}
+			id, ok := companyID(e.Key())
+			if !ok {
+				continue
+			}
+			ch := Change{ID: id}
+			if e.Operation() == jetstream.KeyValuePut {
+				ch.Company, ch.Err = s.decode(e.Value(), e.Revision())
+			}
+			changed(ch)
+		}
+	}
 }

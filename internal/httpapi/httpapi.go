@@ -1,0 +1,95 @@
+// Package httpapi builds the gateway's two routers: the public one
+// (Pipedrive's webhook deliveries and the OAuth install flow) and the ops
+// one (health, readiness, metrics and the admin API). Every route is
+// spelled here, once. Handlers are thin: they harden the input, call a
+// method of the part that owns the logic and map its error to a status.
+//
+// It must not hold logic of its own: what a webhook delivery or a connect
+// does is decided by the gateway and the subscription manager.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+)
+
+// WebhookRoute is where Pipedrive posts a company's events (SPEC §3).
+const WebhookRoute = "/webhooks/pipedrive/:company_id"
+
+// The OAuth install flow, on the public listener.
+const (
+	oauthInstallRoute  = "/oauth/install"
+	oauthCallbackRoute = "/oauth/callback"
+)
+
+// WebhookURL returns the subscription URL of a company under publicURL,
+// the address Pipedrive reaches the ingress at; nil when publicURL is
+// empty, as no webhook can be registered then.
+func WebhookURL(publicURL string) func(companyID int64) string {
+	if publicURL == "" {
+		return nil
+	}
+	base := publicURL + strings.TrimSuffix(WebhookRoute, ":company_id")
+	return func(id int64) string { return base + strconv.FormatInt(id, 10) }
+}
+
+// OAuthRedirectURL is the redirect_uri of the OAuth install flow.
+func OAuthRedirectURL(publicURL string) string { return publicURL + oauthCallbackRoute }
+
+// Options are what the routers serve. A nil part leaves its routes out.
+type Options struct {
+	// Webhook answers Pipedrive's deliveries (the gateway).
+	Webhook echo.HandlerFunc
+	// OAuth, when an OAuth app is configured, serves the install flow.
+	OAuth Installer
+	// PublicURL is the ingress as Pipedrive and browsers reach it.
+	PublicURL string
+
+	// Ready reports why the gateway cannot take traffic, nil when it can.
+	Ready   func(ctx context.Context) error
+	Metrics http.Handler
+	// Admin serves the admin API when AdminToken is set; without a token
+	// the admin routes answer 404.
+	Admin      Admin
+	AdminToken string
+
+	Log *slog.Logger
+}
+
+// Public is the router of the ingress listener (HTTP_ADDR).
+func Public(o Options) *echo.Echo {
+	e := newEcho(o.Log)
+	e.POST(WebhookRoute, o.Webhook)
+	if o.OAuth != nil {
+		h := &oauthHandlers{m: o.OAuth, publicURL: o.PublicURL, log: o.Log}
+		e.GET(oauthInstallRoute, h.install)
+		e.GET(oauthCallbackRoute, h.callback)
+	}
+	return e
+}
+
+// Ops is the router of the cluster-side listener (OPS_ADDR).
+func Ops(o Options) *echo.Echo {
+	e := newEcho(o.Log)
+	e.GET("/healthz", healthz)
+	if o.Ready != nil {
+		e.GET("/readyz", readyz(o.Ready))
+	}
+	if o.Metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(o.Metrics))
+	}
+	if o.AdminToken != "" && o.Admin != nil {
+		h := &adminHandlers{m: o.Admin}
+		g := e.Group("/admin", requireBearer(o.AdminToken))
+		g.GET("/companies", h.list)
+		g.POST("/companies", h.add)
+		g.DELETE("/companies/:id", h.remove)
+		g.POST("/companies/:id/reconcile", h.reconcile)
+	}
+	return e
+}
