@@ -3,7 +3,7 @@
 // the Pipedrive API as marked events on the usual subjects (SPEC §8).
 //
 // Every replica collects evidence: the gateway's delivery observer
-// (Delivery), the reconciler's findings (Webhook), and a per-company
+// (Delivered), the reconciler's findings (Webhook), and a per-company
 // healthy_through watermark it advances while it serves (Run). The leader
 // recovers the gaps (Lead), one run per company at a time, checkpointed in
 // NATS KV so that the next leader resumes.
@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -220,8 +221,16 @@ func (b *Backfill) announce(ctx context.Context, r *record) {
 	}
 }
 
-// Gaps returns a company's gaps, newest first.
+// Gaps returns a company's gaps, newest first; ErrNotConnected for a
+// company that is not connected.
 func (b *Backfill) Gaps(ctx context.Context, company int64) ([]Gap, error) {
+	ids, err := b.companies.CompanyIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(ids, company) {
+		return nil, ErrNotConnected
+	}
 	return b.store.Gaps(ctx, company)
 }
 
@@ -232,6 +241,9 @@ func (b *Backfill) Gaps(ctx context.Context, company int64) ([]Gap, error) {
 func (b *Backfill) Request(ctx context.Context, company int64, w Range, dryRun bool) (Gap, error) {
 	if w.Empty() {
 		return Gap{}, fmt.Errorf("%w: from must be before until", ErrInvalidWindow)
+	}
+	if w.Until.After(b.clock.Now().Add(b.opts.Margin)) {
+		return Gap{}, fmt.Errorf("%w: until is in the future", ErrInvalidWindow)
 	}
 	if dryRun {
 		return b.dryRun(ctx, company, w)
@@ -255,3 +267,36 @@ func (b *Backfill) Request(ctx context.Context, company int64, w Range, dryRun b
 
 // ErrInvalidWindow is a backfill request whose window is empty.
 var ErrInvalidWindow = errors.New("invalid window")
+
+// Summary is the gap fields of the admin API's company view.
+type Summary struct {
+	// OpenGaps counts the gaps not ended (open or running).
+	OpenGaps int `json:"open_gaps"`
+	// LastGap is the newest gap, nil when there was none.
+	LastGap *Gap `json:"last_gap"`
+}
+
+// Summaries returns the gap fields of every company that had gaps.
+func (b *Backfill) Summaries(ctx context.Context) (map[int64]Summary, error) {
+	entries, err := b.store.scan(ctx, "gap.>")
+	if err != nil {
+		return nil, fmt.Errorf("failed to list gaps: %w", err)
+	}
+	out := map[int64]Summary{}
+	for _, e := range entries {
+		r, err := decodeRecord(e)
+		if err != nil {
+			continue
+		}
+		s := out[r.CompanyID]
+		if !r.Ended() {
+			s.OpenGaps++
+		}
+		if s.LastGap == nil || r.Created.After(s.LastGap.Created) {
+			g := r.Gap
+			s.LastGap = &g
+		}
+		out[r.CompanyID] = s
+	}
+	return out, nil
+}

@@ -55,10 +55,10 @@ type detector struct {
 	buf map[string]*evidenceBuf // by company id as in the URL
 }
 
-// Delivery records one authenticated webhook delivery: the company, the
+// Delivered records one authenticated webhook delivery: the company, the
 // delivery attempt (1 = first), the status the gateway answered and when.
 // It is the gateway's delivery observer and returns at once.
-func (b *Backfill) Delivery(companyID string, attempt, status int, at time.Time) {
+func (b *Backfill) Delivered(companyID string, attempt, status int, at time.Time) {
 	d := &b.det
 	ok := status >= 200 && status < 300
 	if attempt == 1 && ok {

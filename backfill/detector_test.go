@@ -63,10 +63,10 @@ func TestFailedFirstAttemptsKeepGapOpenForBan(t *testing.T) {
 	h := newHarness(t, emptyPlan())
 	company := itoa(testCompany)
 	first := h.clock.Now()
-	h.b.Delivery(company, 1, 503, first)
-	h.b.Delivery(company, 1, 200, first.Add(time.Second)) // successes do not close it
+	h.b.Delivered(company, 1, 503, first)
+	h.b.Delivered(company, 1, 200, first.Add(time.Second)) // successes do not close it
 	last := first.Add(2 * time.Minute)
-	h.b.Delivery(company, 1, 503, last)
+	h.b.Delivered(company, 1, 503, last)
 	h.b.flush(h.ctx)
 
 	gs := h.gaps()
@@ -80,7 +80,7 @@ func TestFailedFirstAttemptsKeepGapOpenForBan(t *testing.T) {
 
 	// A retry arriving later (attempt 3 after a failed first attempt) merges.
 	retryAt := last.Add(10 * time.Minute)
-	h.b.Delivery(company, 3, 200, retryAt)
+	h.b.Delivered(company, 3, 200, retryAt)
 	h.b.flush(h.ctx)
 	gs = h.gaps()
 	if len(gs) != 1 {
@@ -98,7 +98,7 @@ func TestEvidenceKeptWhileStoreDown(t *testing.T) {
 	company := itoa(testCompany)
 	h.ns.Stop()
 	failed := h.clock.Now()
-	h.b.Delivery(company, 1, 503, failed)
+	h.b.Delivered(company, 1, 503, failed)
 	ctx, cancel := contextWithTimeout(h, time.Second)
 	h.b.flush(ctx) // cannot write: kept
 	cancel()

@@ -326,7 +326,7 @@ func TestSecondPassEndsAtFirstDelivery(t *testing.T) {
 	// Back after the outage; Pipedrive delivers a first attempt 5 s later:
 	// no ban is in force from then on.
 	recovery := f.clock.Now()
-	f.b.Delivery(itoa(testCompany), 1, 200, recovery.Add(5*time.Second))
+	f.b.Delivered(itoa(testCompany), 1, 200, recovery.Add(5*time.Second))
 	f.b.flush(f.ctx)
 	f.serve(2 * time.Minute)
 	second := f.waitGap("second pass ended", func(g Gap) bool { return g.Reason == ReasonSecondPass && g.Ended() })

@@ -175,7 +175,7 @@ func TestBanWindowRecoveredAfterNATSReturns(t *testing.T) {
 	for i := range 10 {
 		f.clock.Advance(10 * time.Second)
 		f.pd.Change(testCompany, "deal", deal.ID, map[string]any{"value": i})
-		f.b.Delivery(company, 1, 503, f.clock.Now())
+		f.b.Delivered(company, 1, 503, f.clock.Now())
 	}
 	lastFail := f.clock.Now()
 	f.ns.Restart()

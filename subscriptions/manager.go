@@ -53,9 +53,12 @@ type Options struct {
 	// ReplicaID names this replica in the lease (default hostname + random).
 	ReplicaID string
 	// Clock paces the scheduler (default the wall clock).
-	Clock   clock.Clock
-	Metrics Metrics
-	Tracer  trace.TracerProvider
+	Clock clock.Clock
+	// OnWebhook, when set, is told after every reconcile that listed a
+	// company's webhooks what it found (the gap detector).
+	OnWebhook func(ctx context.Context, companyID int64, f WebhookFinding)
+	Metrics   Metrics
+	Tracer    trace.TracerProvider
 }
 
 // Manager runs the subscription side.
@@ -108,7 +111,7 @@ func New(ctx context.Context, opts Options, nc *nats.Conn, js jetstream.JetStrea
 	m := &Manager{opts: opts, nc: nc, api: api, store: st, lease: l, log: log, cache: newCredentialCache(st, log)}
 	m.rec = &reconciler{
 		store: st, api: api, webhookURL: opts.WebhookURL, name: opts.WebhookName,
-		now: opts.Clock.Now, log: log, metrics: opts.Metrics,
+		now: opts.Clock.Now, log: log, metrics: opts.Metrics, onWebhook: opts.OnWebhook,
 		tracer: opts.Tracer.Tracer("github.com/pipedrive-gateway/pipedrive-gateway/subscriptions"),
 	}
 	m.sched = sched.New(sched.Options{Clock: opts.Clock, Resync: opts.ResyncInterval, Workers: opts.Concurrency}, m.rec.reconcile)

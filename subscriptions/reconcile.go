@@ -35,6 +35,7 @@ type reconciler struct {
 	log        *slog.Logger
 	metrics    Metrics
 	tracer     trace.Tracer
+	onWebhook  func(ctx context.Context, companyID int64, f WebhookFinding)
 }
 
 // result of one run, for the scheduler and the command reply.
@@ -107,6 +108,7 @@ func (r *reconciler) apply(ctx context.Context, c *store.Company) result {
 	}
 	keep, acts := plan(want, hooks)
 	created, res := r.execute(ctx, c, want, acts)
+	r.finding(ctx, c.ID, keep, created)
 	if res.err != nil {
 		return res
 	}

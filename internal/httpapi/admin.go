@@ -39,14 +39,30 @@ func requireBearer(token string) echo.MiddlewareFunc {
 }
 
 // adminHandlers serve /admin/companies (SPEC §6).
-type adminHandlers struct{ m Admin }
+type adminHandlers struct {
+	m    Admin
+	gaps Gaps // nil without a backfill
+}
 
 func (h *adminHandlers) list(c echo.Context) error {
 	views, err := h.m.Companies(c.Request().Context())
 	if err != nil {
 		return echo.NewHTTPError(http.StatusServiceUnavailable, err.Error())
 	}
-	return c.JSON(http.StatusOK, map[string][]subscriptions.View{"companies": views})
+	out, err := withGaps(c.Request().Context(), h.gaps, views)
+	if err != nil {
+		return echo.NewHTTPError(http.StatusServiceUnavailable, err.Error())
+	}
+	return c.JSON(http.StatusOK, map[string][]any{"companies": out})
+}
+
+// one answers a single COMPANY, with its gap fields when they can be read.
+func (h *adminHandlers) one(c echo.Context, status int, v subscriptions.View) error {
+	out, err := withGaps(c.Request().Context(), h.gaps, []subscriptions.View{v})
+	if err != nil {
+		return c.JSON(status, v)
+	}
+	return c.JSON(status, out[0])
 }
 
 func (h *adminHandlers) add(c echo.Context) error {
@@ -68,7 +84,7 @@ func (h *adminHandlers) add(c echo.Context) error {
 		}
 		return echo.NewHTTPError(http.StatusBadGateway, err.Error())
 	}
-	return c.JSON(http.StatusCreated, v)
+	return h.one(c, http.StatusCreated, v)
 }
 
 func (h *adminHandlers) remove(c echo.Context) error {
@@ -91,7 +107,7 @@ func (h *adminHandlers) reconcile(c echo.Context) error {
 	if err != nil {
 		return adminError(err)
 	}
-	return c.JSON(http.StatusOK, v)
+	return h.one(c, http.StatusOK, v)
 }
 
 func companyParam(c echo.Context) (int64, error) {

@@ -57,6 +57,9 @@ type Options struct {
 	// the admin routes answer 404.
 	Admin      Admin
 	AdminToken string
+	// Gaps, with the admin API, serves the gap routes and the gap fields of
+	// COMPANY; nil when BACKFILL is off.
+	Gaps Gaps
 
 	Log *slog.Logger
 }
@@ -84,12 +87,17 @@ func Ops(o Options) *echo.Echo {
 		e.GET("/metrics", echo.WrapHandler(o.Metrics))
 	}
 	if o.AdminToken != "" && o.Admin != nil {
-		h := &adminHandlers{m: o.Admin}
+		h := &adminHandlers{m: o.Admin, gaps: o.Gaps}
 		g := e.Group("/admin", requireBearer(o.AdminToken))
 		g.GET("/companies", h.list)
 		g.POST("/companies", h.add)
 		g.DELETE("/companies/:id", h.remove)
 		g.POST("/companies/:id/reconcile", h.reconcile)
+		if o.Gaps != nil {
+			gh := &gapHandlers{g: o.Gaps}
+			g.GET("/companies/:id/gaps", gh.list)
+			g.POST("/companies/:id/backfill", gh.backfill)
+		}
 	}
 	return e
 }

@@ -14,9 +14,11 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pipedrive-gateway/pipedrive-gateway/backfill"
 	"github.com/pipedrive-gateway/pipedrive-gateway/config"
 	"github.com/pipedrive-gateway/pipedrive-gateway/gateway"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/httpapi"
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/lease"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/serving"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/telemetry"
 	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive"
@@ -31,6 +33,8 @@ type Service struct {
 	log     *slog.Logger
 	relay   *relay.Relay
 	subs    *subscriptions.Manager
+	bf      *backfill.Backfill // nil with BACKFILL=off
+	bfLease *lease.Lease
 	ingress *serving.Server
 	ops     *serving.Server
 }
@@ -43,6 +47,7 @@ type options struct {
 	apiTimeout time.Duration
 	leaseTTL   time.Duration
 	tel        *telemetry.Telemetry
+	backfill   func(*backfill.Options)
 }
 
 // WithTelemetry gives the service its tracer and meter providers (main
@@ -55,6 +60,10 @@ func WithPipedriveTimeout(d time.Duration) Option { return func(o *options) { o.
 
 // WithLeaseTTL sets the leader lease TTL (default 15s).
 func WithLeaseTTL(d time.Duration) Option { return func(o *options) { o.leaseTTL = d } }
+
+// WithBackfill tunes the backfill beyond its settings (tests shorten the
+// ban window, the margins and the watermark's pace).
+func WithBackfill(f func(*backfill.Options)) Option { return func(o *options) { o.backfill = f } }
 
 // IngressAddr is the bound webhook listener.
 func (a *Service) IngressAddr() net.Addr { return a.ingress.Addr() }
@@ -93,8 +102,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if err != nil {
 		return nil, err
 	}
-	a.subs, err = newSubscriptions(ctx, cfg, a.relay, o, log.With("component", "subscriptions"))
+	api, subsMetrics := newAPI(cfg, o)
+	a.subs, err = newSubscriptions(ctx, cfg, a.relay, api, subsMetrics, o, a.webhookFinding, log.With("component", "subscriptions"))
 	if err != nil {
+		return nil, err
+	}
+	if err = a.newBackfill(ctx, cfg, api, o, log.With("component", "backfill")); err != nil {
 		return nil, err
 	}
 	gw := gateway.New(gateway.Options{
@@ -118,6 +131,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		Admin:      a.subs,
 		AdminToken: cfg.Admin.Token,
 		Log:        log.With("component", "http"),
+	}
+	if a.bf != nil {
+		routes.Gaps = a.bf
 	}
 	if cfg.Pipedrive.OAuthEnabled() {
 		routes.OAuth = a.subs
@@ -145,6 +161,10 @@ func (a *Service) Run(ctx context.Context) error {
 	g.Go(func() error { return a.ops.Run(gctx) })
 	g.Go(func() error { return a.relay.Run(gctx) })
 	g.Go(func() error { return a.subs.Run(gctx) })
+	if a.bf != nil {
+		g.Go(func() error { return a.bf.Run(gctx) })
+		g.Go(func() error { return a.bfLease.Run(gctx, func(ctx context.Context) { _ = a.bf.Lead(ctx) }) })
+	}
 	err := g.Wait()
 	a.close()
 	if err != nil {
@@ -156,7 +176,9 @@ func (a *Service) Run(ctx context.Context) error {
 
 // newSubscriptions opens the company store and the lease with the state
 // key: STATE_KEY, or with the embedded default a key kept in DATA_DIR.
-func newSubscriptions(ctx context.Context, cfg *config.Config, r *relay.Relay, o options, log *slog.Logger) (*subscriptions.Manager, error) {
+func newSubscriptions(ctx context.Context, cfg *config.Config, r *relay.Relay, api *pipedrive.Client, metrics *subscriptions.OTelMetrics,
+	o options, onWebhook func(context.Context, int64, subscriptions.WebhookFinding), log *slog.Logger,
+) (*subscriptions.Manager, error) {
 	key := []byte(cfg.Admin.StateKey)
 	if len(key) == 0 {
 		var err error
@@ -164,16 +186,6 @@ func newSubscriptions(ctx context.Context, cfg *config.Config, r *relay.Relay, o
 			return nil, err
 		}
 	}
-	metrics := subscriptions.NewOTelMetrics(o.tel.Meter)
-	api := pipedrive.New(pipedrive.Options{
-		Tracer:       o.tel.Tracer,
-		OnResponse:   metrics.APIResponse,
-		APIURL:       cfg.Pipedrive.APIURL,
-		OAuthURL:     cfg.Pipedrive.OAuthURL,
-		ClientID:     cfg.Pipedrive.ClientID,
-		ClientSecret: cfg.Pipedrive.ClientSecret,
-		Timeout:      o.apiTimeout,
-	})
 	if cfg.HTTP.PublicURL == "" {
 		log.Warn("PUBLIC_URL is not set: webhooks cannot be registered; events from hand-made webhooks are still relayed")
 	}
@@ -190,7 +202,23 @@ func newSubscriptions(ctx context.Context, cfg *config.Config, r *relay.Relay, o
 		LeaseTTL:         o.leaseTTL,
 		Metrics:          metrics,
 		Tracer:           o.tel.Tracer,
+		OnWebhook:        onWebhook,
 	}, r.Conn(), r.JetStream(), api, log)
+}
+
+// newAPI is the Pipedrive client of the subscription manager and the
+// backfill; its calls are counted in the subscription metrics.
+func newAPI(cfg *config.Config, o options) (*pipedrive.Client, *subscriptions.OTelMetrics) {
+	metrics := subscriptions.NewOTelMetrics(o.tel.Meter)
+	return pipedrive.New(pipedrive.Options{
+		Tracer:       o.tel.Tracer,
+		OnResponse:   metrics.APIResponse,
+		APIURL:       cfg.Pipedrive.APIURL,
+		OAuthURL:     cfg.Pipedrive.OAuthURL,
+		ClientID:     cfg.Pipedrive.ClientID,
+		ClientSecret: cfg.Pipedrive.ClientSecret,
+		Timeout:      o.apiTimeout,
+	}), metrics
 }
 
 // publicURL is PUBLIC_URL without a trailing slash.

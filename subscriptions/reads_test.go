@@ -1,0 +1,46 @@
+package subscriptions
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+)
+
+func TestWebhookFindings(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var got []WebhookFinding
+	e := newEnv(t, func(o *Options) {
+		o.OnWebhook = func(_ context.Context, id int64, f WebhookFinding) {
+			mu.Lock()
+			defer mu.Unlock()
+			if id == 42 {
+				got = append(got, f)
+			}
+		}
+	})
+	e.connect(42, "tok-42")
+	e.reconcile(42) // created
+	e.reconcile(42) // in place
+	e.fake.DeleteBehindBack(e.assertOneCorrect(42).ID)
+	e.reconcile(42) // gone, created again
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 3 || got[0].Created.IsZero() || got[0].Present || !got[1].Present || !got[1].Created.IsZero() || got[2].Created.IsZero() {
+		t.Errorf("findings %+v, want created, present, created", got)
+	}
+}
+
+func TestAPICredentials(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.connect(42, "tok-42")
+	domain, cred, err := e.m.APICredentials(context.Background(), 42)
+	if err != nil || domain != c.Domain || cred.APIToken != "tok-42" {
+		t.Errorf("got %q %v %v", domain, cred, err)
+	}
+	if _, _, err := e.m.APICredentials(context.Background(), 7); !errors.Is(err, ErrUnknownCompany) {
+		t.Errorf("unknown company: %v", err)
+	}
+}
