@@ -3,6 +3,7 @@ package backfill
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,8 +45,12 @@ func PipedrivePlan(api PipedriveAPI) Plan {
 			&v2List{api: api, kind: pipedrive.KindDeal, status: []string{"open", "won", "lost", "deleted"}},
 			&v2List{api: api, kind: pipedrive.KindDeal, archived: true, status: []string{"open", "won", "lost", "deleted"}},
 			v2(pipedrive.KindPerson), v2(pipedrive.KindOrganization), v2(pipedrive.KindActivity),
-			&v2List{api: api, kind: pipedrive.KindProduct, noUntil: true},
-			&v2Newest{api: api, kind: pipedrive.KindPipeline}, &v2Newest{api: api, kind: pipedrive.KindStage},
+			// Products newest first too: whether their list takes
+			// updated_since differs between copies of the spec, and this
+			// way one page (10 tokens) does either way.
+			&v2Newest{api: api, kind: pipedrive.KindProduct, route: pipedrive.RouteListProducts, since: true},
+			&v2Newest{api: api, kind: pipedrive.KindPipeline, route: pipedrive.RouteListPipelines},
+			&v2Newest{api: api, kind: pipedrive.KindStage, route: pipedrive.RouteListStages},
 			&v1List{api: api, name: pipedrive.RouteListNotes, kind: pipedrive.KindNote},
 			&recents{api: api, name: pipedrive.RouteRecents + "?items=user", items: []pipedrive.Kind{pipedrive.KindUser}},
 			&recents{api: api, name: pipedrive.RouteRecents + "?items=activityType", items: []pipedrive.Kind{"activityType"}},
@@ -86,7 +91,6 @@ type v2List struct {
 	kind     pipedrive.Kind
 	archived bool
 	status   []string
-	noUntil  bool // products take no updated_until
 }
 
 func (s *v2List) Name() string {
@@ -115,9 +119,6 @@ func (s *v2List) Cost() int {
 
 func (s *v2List) Fetch(ctx context.Context, t Target, w Range, cursor string) (Page, error) {
 	req := pipedrive.ListRequest{Kind: s.kind, Archived: s.archived, Status: s.status, Since: w.From, Until: w.Until, Cursor: cursor}
-	if s.noUntil {
-		req.Until = time.Time{}
-	}
 	p, err := s.api.ListChanges(ctx, t.Domain, t.Credentials, req)
 	if err != nil {
 		return Page{}, err
@@ -127,35 +128,38 @@ func (s *v2List) Fetch(ctx context.Context, t Target, w Range, cursor string) (P
 	return out, nil
 }
 
-// v2Newest lists pipelines or stages, which have no time filter: newest
+// v2Newest lists pipelines, stages (no time filter) or products newest
 // first, stopping at the first one changed before the window, so that one
-// page (5 tokens) usually does. The items come back oldest first.
+// page usually does. The items come back oldest first.
 type v2Newest struct {
-	api  PipedriveAPI
-	kind pipedrive.Kind
+	api   PipedriveAPI
+	kind  pipedrive.Kind
+	route string
+	since bool // send updated_since too (products)
 }
 
-func (s *v2Newest) Name() string   { return "GET /api/v2/" + string(s.kind) + "s" }
+func (s *v2Newest) Name() string   { return s.route }
 func (s *v2Newest) Entity() string { return string(s.kind) }
-func (s *v2Newest) Cost() int      { return pipedrive.RouteCost(pipedrive.RouteListPipelines) }
+func (s *v2Newest) Cost() int      { return pipedrive.RouteCost(s.route) }
 
-// maxNewestPages bounds the calls of one Fetch (a company with thousands of
-// stages changed in one window).
+// maxNewestPages bounds the calls of one Fetch.
 const maxNewestPages = 10
 
 func (s *v2Newest) Fetch(ctx context.Context, t Target, w Range, _ string) (Page, error) {
 	var out Page
-	cursor := ""
+	req := pipedrive.ListRequest{Kind: s.kind, SortDesc: true}
+	if s.since {
+		req.Since = w.From
+	}
 	for range maxNewestPages {
-		p, err := s.api.ListChanges(ctx, t.Domain, t.Credentials, pipedrive.ListRequest{Kind: s.kind, SortDesc: true, Cursor: cursor})
+		p, err := s.api.ListChanges(ctx, t.Domain, t.Credentials, req)
 		if err != nil {
 			return Page{}, err
 		}
 		out.Cost += p.Cost
 		out.RateLimit = p.RateLimit
 		older := false
-		got := fromClientPage(p, FormatV2, nil)
-		for _, it := range got.Items {
+		for _, it := range fromClientPage(p, FormatV2, nil).Items {
 			if it.UpdateTime.Before(w.From) {
 				older = true
 				continue
@@ -163,15 +167,13 @@ func (s *v2Newest) Fetch(ctx context.Context, t Target, w Range, _ string) (Page
 			out.Items = append(out.Items, it)
 		}
 		if older || p.NextCursor == "" {
-			break
+			// Oldest first, as the engine merges.
+			slices.Reverse(out.Items)
+			return out, nil
 		}
-		cursor = p.NextCursor
+		req.Cursor = p.NextCursor
 	}
-	// Oldest first, as the engine merges.
-	for i, j := 0, len(out.Items)-1; i < j; i, j = i+1, j-1 {
-		out.Items[i], out.Items[j] = out.Items[j], out.Items[i]
-	}
-	return out, nil
+	return Page{}, fmt.Errorf("%s: over %d pages changed in the window; not read", s.route, maxNewestPages)
 }
 
 // v1List is a v1 list by update time with offset paging: leads, archived
