@@ -123,9 +123,15 @@ func (b *Backfill) banEvidence(company int64, first, last time.Time, reason stri
 	}
 }
 
+// flushTimeout bounds one flush's store calls.
+const flushTimeout = 30 * time.Second
+
 // flush writes the buffered delivery evidence as gaps and advances the
 // watermarks. It runs every WatermarkInterval on every replica.
 func (b *Backfill) flush(ctx context.Context) {
+	// Bounded: a NATS that does not answer must not stall the next flush.
+	ctx, cancel := context.WithTimeout(ctx, flushTimeout)
+	defer cancel()
 	now := b.clock.Now()
 	healthy := b.healthy(ctx) == nil
 	delivered := map[int64]time.Time{}

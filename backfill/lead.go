@@ -62,7 +62,9 @@ func (b *Backfill) Poke() { b.lead.poke() }
 
 // sweep starts the runs that are due.
 func (b *Backfill) sweep(ctx context.Context, wg *sync.WaitGroup, sem chan struct{}) {
-	entries, err := b.store.scan(ctx, "gap.>")
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	entries, err := b.store.scan(sctx, "gap.>")
 	if err != nil {
 		if ctx.Err() == nil {
 			b.log.Warn("cannot list gaps", "error", err)

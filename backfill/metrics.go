@@ -35,14 +35,15 @@ func (noMetrics) OpenGaps(map[int64]int)            {}
 type OTelMetrics struct {
 	gaps, runs, events, tokens metric.Int64Counter
 
-	mu   sync.Mutex
-	open map[int64]int
+	mu    sync.Mutex
+	open  map[int64]int
+	known map[int64]bool // companies whose run counters exist
 }
 
 // NewOTelMetrics creates the instruments on mp.
 func NewOTelMetrics(mp metric.MeterProvider) *OTelMetrics {
 	m := mp.Meter("github.com/pipedrive-gateway/pipedrive-gateway/backfill")
-	x := &OTelMetrics{open: map[int64]int{}}
+	x := &OTelMetrics{open: map[int64]int{}, known: map[int64]bool{}}
 	x.gaps, _ = m.Int64Counter("pipedrive_gateway.backfill.gaps", metric.WithDescription("Gaps recorded, by company and reason (outage, failed_first_attempt, retried_delivery, webhook_*, second_pass, manual)."))
 	x.runs, _ = m.Int64Counter("pipedrive_gateway.backfill.runs", metric.WithDescription("Backfill runs ended, by company and result (recovered, incomplete, failed)."))
 	x.events, _ = m.Int64Counter("pipedrive_gateway.backfill.events", metric.WithDescription("Recovered events published, by company, action, object and whether JetStream already had them (duplicate)."))
@@ -63,9 +64,20 @@ func companyAttr(c int64) attribute.KeyValue {
 	return attribute.String("company_id", strconv.FormatInt(c, 10))
 }
 
-// GapOpened implements Metrics.
+// GapOpened implements Metrics. A company's first gap also makes its run
+// counters exist at 0, so that rate() and increase() see the first run end.
 func (x *OTelMetrics) GapOpened(c int64, reason string) {
-	x.gaps.Add(context.Background(), 1, metric.WithAttributes(companyAttr(c), attribute.String("reason", reason)))
+	ctx := context.Background()
+	x.mu.Lock()
+	first := !x.known[c]
+	x.known[c] = true
+	x.mu.Unlock()
+	if first {
+		for _, r := range []string{StateRecovered, StateIncomplete, StateFailed} {
+			x.runs.Add(ctx, 0, metric.WithAttributes(companyAttr(c), attribute.String("result", r)))
+		}
+	}
+	x.gaps.Add(ctx, 1, metric.WithAttributes(companyAttr(c), attribute.String("reason", reason)))
 }
 
 // RunEnded implements Metrics.

@@ -164,6 +164,23 @@ func TestBackfillAfterDowntime(t *testing.T) {
 		t.Errorf("companies: %d %s", status, body)
 	}
 
+	// Metrics by company.
+	resp, err := http.Get(e.gw.OpsURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`pipedrive_gateway_backfill_runs_total{company_id="9912345",result="recovered"} 1`, `pipedrive_gateway_backfill_runs_total{company_id="9912345",result="incomplete"} 0`,
+		`pipedrive_gateway_backfill_gaps_total{company_id="9912345"`, `pipedrive_gateway_backfill_tokens_total{company_id="9912345"`,
+		`pipedrive_gateway_backfill_events_total{action="create",company_id="9912345"`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
 	// The same window again stores nothing new.
 	req := fmt.Sprintf(`{"from":%q,"until":%q}`, g.From.Format(time.RFC3339Nano), g.Until.Format(time.RFC3339Nano))
 	status, body = e.post(fmt.Sprintf("/admin/companies/%d/backfill", bfCompany), req)
