@@ -152,6 +152,7 @@ func checkAlerts(t *testing.T, m manifests) {
 		"PipedriveGatewayCompanyWebhookUnhealthy": "pipedrive_gateway_company_webhook_healthy",
 		"PipedriveGatewayNoLeader":                "pipedrive_gateway_leader",
 		"PipedriveGatewayWebhookBanRisk":          "pipedrive_gateway_first_attempt_failures",
+		"PipedriveGatewayBackfillIncomplete":      `pipedrive_gateway_backfill_runs_total{namespace="gw",job="pg-pipedrive-gateway-ops",result=~"incomplete|failed"}`,
 	}
 	got := map[string]string{}
 	for _, g := range m.PrometheusRules[0].Spec.Groups {
