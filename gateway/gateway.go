@@ -47,6 +47,9 @@ type Options struct {
 	Tracer     trace.TracerProvider
 	Meter      metric.MeterProvider
 	Propagator propagation.TextMapPropagator
+	// Deliveries, when set, is told the outcome of every authenticated
+	// delivery.
+	Deliveries Deliveries
 }
 
 // Gateway answers Pipedrive's webhook deliveries; the router that serves
