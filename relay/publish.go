@@ -10,7 +10,6 @@ import (
 	"github.com/pipedrive-gateway/pipedrive-gateway/event"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -74,28 +73,3 @@ func Headers(ev *event.Event) nats.Header {
 	o.fill(ev, "com.pipedrive."+ev.Object+"."+ev.Action)
 	return o.msg.Header
 }
-
-// headerCarrier lets the propagator write NATS headers with their exact,
-// lower-case W3C names (nats.Header is case-sensitive).
-type headerCarrier nats.Header
-
-func (h headerCarrier) Get(key string) string {
-	if v := h[key]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-
-func (h headerCarrier) Set(key, value string) { h[key] = []string{value} }
-
-func (h headerCarrier) Keys() []string {
-	keys := make([]string, 0, len(h))
-	for k := range h {
-		keys = append(keys, k)
-	}
-	return keys
-}
-
-// HeaderCarrier adapts NATS headers for propagators, for consumers that
-// continue the trace: prop.Extract(ctx, relay.HeaderCarrier(msg.Headers())).
-func HeaderCarrier(h nats.Header) propagation.TextMapCarrier { return headerCarrier(h) }
