@@ -61,16 +61,21 @@ const (
 var metaKeys = [nMeta]string{"action", "entity", "entity_id", "version", "attempt", "timestamp", "object", "v",
 	"timestamp_micro", "timestamp_milli", "id", "company_id", "webhook_id", "host"}
 
-// Indexes of the top-level keys the gateway reads.
+// Indexes of the top-level keys the gateway reads, and of those that
+// consumers read (the entity before and after), which must not be
+// ambiguous either.
 const (
 	tMeta = iota
 	tV
 	tEvent
 	tRetry
+	tData
+	tCurrent
+	tPrevious
 	nTop
 )
 
-var topKeys = [nTop]string{"meta", "v", "event", "retry"}
+var topKeys = [nTop]string{"meta", "v", "event", "retry", "data", "current", "previous"}
 
 // scanned is what the scan keeps of a body.
 type scanned struct {
