@@ -49,7 +49,10 @@ func readTime(v rawValue, u unit) (t time.Time, ok bool) {
 		default:
 			t = time.Unix(n, 0)
 		}
-		return t.UTC(), !t.After(lastInstant)
+		if t.After(lastInstant) {
+			return time.Time{}, false
+		}
+		return t.UTC(), true
 	}
 	if v.kind != kindString {
 		return time.Time{}, false
@@ -58,7 +61,10 @@ func readTime(v rawValue, u unit) (t time.Time, ok bool) {
 		return t.UTC(), true
 	}
 	t, err := time.ParseInLocation(time.DateTime, string(b), time.UTC)
-	return t, err == nil
+	if err != nil {
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 func allDigits(b []byte) bool {
