@@ -76,15 +76,23 @@ func allDigits(b []byte) bool {
 	return true
 }
 
-// stamp is the text a dedupe id hashes for a timestamp: the instant in
-// RFC 3339 with every digit it was sent with (so 1669304389 and
-// "2022-11-24T15:39:49.000Z" agree, and two edits a millisecond apart do
-// not), or the raw text when the time cannot be read.
+// stamp is the text a dedupe id hashes for a timestamp: the instant as a
+// Unix number with every digit it was sent with (seconds when whole, else
+// microseconds, else RFC 3339 with nanoseconds), so that 1669304389 and
+// "2022-11-24T15:39:49.000Z" agree and two edits a millisecond apart do
+// not; or the raw text when the time cannot be read. Seconds and
+// microseconds are what earlier versions hashed for v1 and for v2 user
+// seconds, so those ids stay the same across an upgrade.
 func stamp(v rawValue, u unit) string {
-	if t, ok := readTime(v, u); ok {
+	t, ok := readTime(v, u)
+	switch {
+	case ok && t.Nanosecond() == 0:
+		return strconv.FormatInt(t.Unix(), 10)
+	case ok && t.Nanosecond()%1000 == 0:
+		return strconv.FormatInt(t.UnixMicro(), 10)
+	case ok:
 		return t.Format(time.RFC3339Nano)
-	}
-	if !v.present() {
+	case !v.present():
 		return ""
 	}
 	return "raw:" + string(v.text())
