@@ -191,6 +191,7 @@ func checkCorpusMessage(t *testing.T, e corpusEntry, body []byte, m *jetstream.R
 		"ce-specversion": "1.0", "ce-type": "com.pipedrive." + e.Object + "." + e.Action, "ce-source": source,
 		"ce-subject": e.EntityID, "Content-Type": "application/json", "content-type": "application/json",
 		"Pipedrive-Company-Id": "9912345", "Pipedrive-Webhook-Version": e.Version, "Pipedrive-Attempt": strconv.Itoa(attempt),
+		"Nats-Trace-Dest": "trace disabled",
 	}
 	for k := range want {
 		got[k] = h.Get(k)
