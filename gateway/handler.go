@@ -26,15 +26,15 @@ var serverSpan = trace.WithSpanKind(trace.SpanKindServer)
 // spanName is the server span's name: the route template, never the raw path.
 const spanName = "POST /webhooks/pipedrive/{company_id}"
 
-// handleWebhook is the ingress: it reads the delivery, lets ingest decide,
-// and answers through outcome.answer, the one place that turns the
-// decision into the status, the metrics, the log line and the span.
+// handleWebhook is the ingress: ingest decides, and answer (outcome.go) is
+// the one place that turns the decision into the status, the metrics, the
+// log line, the span and the observer's call.
 func (g *Gateway) handleWebhook(c echo.Context) error {
-	d := delivery{start: time.Now(), companyID: c.Param("company_id")}
+	d := delivery{start: time.Now(), companyID: c.Param("company_id"), size: -1}
 	req := c.Request()
 	ctx, span := g.tracer.Start(g.remoteParent(req), spanName, serverSpan)
 	defer span.End()
-	g.ingest(ctx, req, &d)
+	d.rej = g.ingest(ctx, req, &d)
 	return g.answer(ctx, c.Response(), span, &d)
 }
 
@@ -62,33 +62,29 @@ func (g *Gateway) remoteParent(req *http.Request) context.Context {
 }
 
 // ingest authenticates, reads and parses one delivery and publishes its
-// event. It writes nothing and records nothing: it only fills d with the
-// acknowledgement or the rejection and what it learnt on the way.
-func (g *Gateway) ingest(ctx context.Context, req *http.Request, d *delivery) {
+// event. It answers nothing and records nothing: it returns the rejection,
+// or nil when JetStream acknowledged (d.ack), and notes in d what it learnt
+// on the way.
+func (g *Gateway) ingest(ctx context.Context, req *http.Request, d *delivery) *rejection {
 	if !canonicalID(d.companyID) {
-		d.reject(http.StatusNotFound, reasonNotFound, "company id must be a canonical decimal number")
-		return
+		return reject(http.StatusNotFound, reasonNotFound, "company id must be a canonical decimal number")
 	}
 	// Credentials first: an unauthenticated caller never makes us read a body.
 	if !g.authorize(req, d.companyID) {
-		d.reject(http.StatusUnauthorized, reasonUnauthorized, "missing or wrong credentials")
-		return
+		return reject(http.StatusUnauthorized, reasonUnauthorized, "missing or wrong credentials")
 	}
 	d.authenticated = true
 	if req.ContentLength > g.opts.MaxBodyBytes {
-		d.tooLarge(g.opts.MaxBodyBytes)
-		return
+		return tooLarge(g.opts.MaxBodyBytes)
 	}
 	buf := g.getBuf()
 	defer g.bufs.Put(buf)
 	n, err := readBody(buf, req.Body, g.opts.MaxBodyBytes+1)
 	if err != nil {
-		d.reject(http.StatusBadRequest, reasonInvalid, "failed to read body: "+err.Error())
-		return
+		return reject(http.StatusBadRequest, reasonInvalid, "failed to read body: "+err.Error())
 	}
 	if n > g.opts.MaxBodyBytes {
-		d.tooLarge(g.opts.MaxBodyBytes)
-		return
+		return tooLarge(g.opts.MaxBodyBytes)
 	}
 	d.size = n
 	ev := events.Get().(*event.Event)
@@ -100,13 +96,11 @@ func (g *Gateway) ingest(ctx context.Context, req *http.Request, d *delivery) {
 		var payload *PayloadError
 		switch {
 		case errors.As(err, &mismatch):
-			d.reject(http.StatusBadRequest, reasonMismatch, err.Error())
+			return reject(http.StatusBadRequest, reasonMismatch, err.Error())
 		case errors.As(err, &payload) && payload.Ambiguous:
-			d.reject(http.StatusBadRequest, reasonAmbiguous, err.Error())
-		default:
-			d.reject(http.StatusBadRequest, reasonInvalid, err.Error())
+			return reject(http.StatusBadRequest, reasonAmbiguous, err.Error())
 		}
-		return
+		return reject(http.StatusBadRequest, reasonInvalid, err.Error())
 	}
 	g.domain(ev)
 	d.parsed, d.action, d.object, d.eventID = true, ev.Action, ev.Object, ev.ID
@@ -114,8 +108,9 @@ func (g *Gateway) ingest(ctx context.Context, req *http.Request, d *delivery) {
 	d.ack, d.err = g.pub.Publish(ctx, ev)
 	d.took = time.Since(start)
 	if d.err != nil {
-		d.reject(http.StatusServiceUnavailable, reasonUnavailable, "event not stored, retry later")
+		return reject(http.StatusServiceUnavailable, reasonUnavailable, "event not stored, retry later")
 	}
+	return nil
 }
 
 // domain names a managed company's own domain as the event's host, when the
@@ -164,7 +159,7 @@ func (g *Gateway) getBuf() *bytes.Buffer {
 	return bytes.NewBuffer(make([]byte, 0, 8<<10))
 }
 
-func (d *delivery) tooLarge(limit int64) {
-	d.reject(http.StatusRequestEntityTooLarge, reasonTooLarge,
+func tooLarge(limit int64) *rejection {
+	return reject(http.StatusRequestEntityTooLarge, reasonTooLarge,
 		"body larger than MAX_BODY_BYTES ("+strconv.FormatInt(limit, 10)+" bytes)")
 }

@@ -67,8 +67,8 @@ type delivery struct {
 	start         time.Time
 	companyID     string
 	authenticated bool
-	size          int64
-	attempt       int // 0 = unknown
+	size          int64 // the body's, -1 until it was read
+	attempt       int   // 0 = unknown
 
 	// Set once the body parsed.
 	parsed                  bool
@@ -77,11 +77,11 @@ type delivery struct {
 	ack                     event.Ack
 	err                     error // the publish error
 
-	rej *rejection // nil = acknowledged
+	rej *rejection // what ingest returned; nil = acknowledged
 }
 
-func (d *delivery) reject(status int, r reason, message string) {
-	d.rej = &rejection{status: status, reason: r, message: message}
+func reject(status int, r reason, message string) *rejection {
+	return &rejection{status: status, reason: r, message: message}
 }
 
 func (d *delivery) status() int {
@@ -144,7 +144,7 @@ func (g *Gateway) answer(ctx context.Context, w *echo.Response, span trace.Span,
 func (g *Gateway) record(ctx context.Context, d *delivery, status int) {
 	x := g.metrics
 	x.answered(ctx, status, time.Since(d.start))
-	if d.size > 0 {
+	if d.size >= 0 {
 		x.size.Record(ctx, d.size)
 	}
 	if d.parsed {
