@@ -43,3 +43,36 @@ const (
 	HeaderAttempt        = "Pipedrive-Attempt"
 	HeaderBackfill       = "Pipedrive-Backfill"
 )
+
+// HeaderCarrier lets an OpenTelemetry propagator read and write NATS
+// message headers by their exact names. NATS header names are
+// case-sensitive and messages carry traceparent in lower case, as W3C
+// names it, while propagation.HeaderCarrier(http.Header(h)) looks for the
+// canonical "Traceparent" and finds nothing. A consumer continues the
+// gateway's trace with
+//
+//	ctx = otel.GetTextMapPropagator().Extract(ctx, event.HeaderCarrier(msg.Headers()))
+//
+// (nats.Header converts to it directly; this package imports neither NATS
+// nor OpenTelemetry).
+type HeaderCarrier map[string][]string
+
+// Get returns the first value of key.
+func (h HeaderCarrier) Get(key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// Set replaces the values of key.
+func (h HeaderCarrier) Set(key, value string) { h[key] = []string{value} }
+
+// Keys lists the header names.
+func (h HeaderCarrier) Keys() []string {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	return keys
+}

@@ -47,6 +47,9 @@ type Options struct {
 	Tracer     trace.TracerProvider
 	Meter      metric.MeterProvider
 	Propagator propagation.TextMapPropagator
+	// Deliveries, when set, is told the outcome of every authenticated
+	// delivery.
+	Deliveries Deliveries
 }
 
 // Gateway answers Pipedrive's webhook deliveries; the router that serves
@@ -77,8 +80,8 @@ func New(opts Options, pub Publisher, creds Credentials, log *slog.Logger) *Gate
 }
 
 // Webhook handles one delivery: POST /webhooks/pipedrive/{company_id}, the
-// id in the path parameter company_id. Its errors are echo.HTTPErrors for
-// the router's error handler.
+// id in the path parameter company_id. It writes its own answers, refusals
+// included ({"error","message"}, as the router's error handler does).
 func (g *Gateway) Webhook(c echo.Context) error { return g.handleWebhook(c) }
 
 // authorize checks Basic credentials for companyID in constant time. A

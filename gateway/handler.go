@@ -5,26 +5,16 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/baggage"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/event"
-)
-
-// The answers to Pipedrive on success, encoded once.
-var (
-	answerOK        = []byte(`{"status":"ok"}` + "\n")
-	answerDuplicate = []byte(`{"status":"ok","duplicate":true}` + "\n")
 )
 
 // events are reused between requests: an event only lives until its
@@ -36,155 +26,108 @@ var serverSpan = trace.WithSpanKind(trace.SpanKindServer)
 // spanName is the server span's name: the route template, never the raw path.
 const spanName = "POST /webhooks/pipedrive/{company_id}"
 
+// handleWebhook is the ingress: ingest decides, and answer (outcome.go) is
+// the one place that turns the decision into the status, the metrics, the
+// log line, the span and the observer's call.
 func (g *Gateway) handleWebhook(c echo.Context) error {
+	d := delivery{start: time.Now(), companyID: c.Param("company_id"), size: -1}
 	req := c.Request()
-	companyID := c.Param("company_id")
-	ctx := req.Context()
-	// Pipedrive sends no trace context; look for it without the key
-	// canonicalisation (and its allocation) that Extract would do.
-	if req.Header["Traceparent"] != nil || req.Header["Baggage"] != nil {
-		ctx = g.prop.Extract(ctx, propagation.HeaderCarrier(req.Header))
-	}
-	ctx, span := g.tracer.Start(ctx, spanName, serverSpan)
+	ctx, span := g.tracer.Start(g.remoteParent(req), spanName, serverSpan)
 	defer span.End()
+	d.rej = g.ingest(ctx, req, &d)
+	return g.answer(ctx, c.Response(), span, &d)
+}
 
-	var note spanNote
-	status, err := g.serveWebhook(ctx, c, &note, companyID)
-	g.metrics.status(ctx, status)
-	if span.IsRecording() {
-		// One SetAttributes call: each call grows the span's slice.
-		attrs := make([]attribute.KeyValue, 0, 9)
-		attrs = append(attrs,
-			attribute.String("http.request.method", http.MethodPost),
-			attribute.String("http.route", "/webhooks/pipedrive/{company_id}"),
-			attribute.Int("http.response.status_code", status),
-			attribute.String("pipedrive.company_id", companyID),
-		)
-		if note.outcome != "" {
-			attrs = append(attrs, attribute.String("pipedrive.outcome", note.outcome))
-		}
-		if note.action != "" {
-			attrs = append(attrs,
-				attribute.String("pipedrive.action", note.action),
-				attribute.String("pipedrive.object", note.object),
-				attribute.String("pipedrive.event_id", note.eventID),
-				attribute.Int("pipedrive.attempt", note.attempt),
-			)
-		}
-		span.SetAttributes(attrs...)
-		if status >= 500 {
-			span.SetStatus(codes.Error, http.StatusText(status))
-		}
+// remoteParent is the context a delivery is handled in. It is not the
+// request's: either JetStream gets the event or it does not, never half,
+// so a client hanging up must not cancel the publish. (context.WithoutCancel
+// would do, but each Value lookup through it allocates, and a publish makes
+// four: BenchmarkHandler, 4 allocs/op more.)
+//
+// Pipedrive sends no trace context; anyone else reaching the public ingress
+// may hand us a trace id, but not tracestate or baggage: those would travel
+// on to every consumer.
+func (g *Gateway) remoteParent(req *http.Request) context.Context {
+	ctx := context.Background()
+	// Looked up without the key canonicalisation (and its allocation)
+	// that Extract would do.
+	if req.Header["Traceparent"] == nil {
+		return ctx
 	}
-	return err
+	sc := trace.SpanContextFromContext(g.prop.Extract(ctx, propagation.HeaderCarrier(req.Header)))
+	if !sc.IsValid() {
+		return ctx
+	}
+	return trace.ContextWithRemoteSpanContext(ctx, sc.WithTraceState(trace.TraceState{}))
 }
 
-// spanNote is what serveWebhook learns for the server span.
-type spanNote struct {
-	outcome                 string // published, duplicate, failed, rejected
-	action, object, eventID string
-	attempt                 int
-}
-
-// serveWebhook does the work and returns the status it answered.
-func (g *Gateway) serveWebhook(ctx context.Context, c echo.Context, note *spanNote, companyID string) (int, error) {
-	req := c.Request()
-	if !numericID(companyID) {
-		g.metrics.reject(ctx, "not_found")
-		return http.StatusNotFound, echo.NewHTTPError(http.StatusNotFound, "company id must be numeric")
+// ingest authenticates, reads and parses one delivery and publishes its
+// event. It answers nothing and records nothing: it returns the rejection,
+// or nil when JetStream acknowledged (d.ack), and notes in d what it learnt
+// on the way.
+func (g *Gateway) ingest(ctx context.Context, req *http.Request, d *delivery) *rejection {
+	if !canonicalID(d.companyID) {
+		return reject(http.StatusNotFound, reasonNotFound, "company id must be a canonical decimal number")
 	}
 	// Credentials first: an unauthenticated caller never makes us read a body.
-	if !g.authorize(req, companyID) {
-		c.Response().Header().Set("WWW-Authenticate", `Basic realm="pipedrive-gateway"`)
-		g.reject(ctx, note, companyID, "unauthorized", http.StatusUnauthorized, "bad credentials")
-		return http.StatusUnauthorized, echo.NewHTTPError(http.StatusUnauthorized, "missing or wrong credentials")
+	if !g.authorize(req, d.companyID) {
+		return reject(http.StatusUnauthorized, reasonUnauthorized, "missing or wrong credentials")
 	}
+	d.authenticated = true
 	if req.ContentLength > g.opts.MaxBodyBytes {
-		return g.tooLarge(ctx, note, companyID)
+		return tooLarge(g.opts.MaxBodyBytes)
 	}
 	buf := g.getBuf()
 	defer g.bufs.Put(buf)
 	n, err := readBody(buf, req.Body, g.opts.MaxBodyBytes+1)
 	if err != nil {
-		g.reject(ctx, note, companyID, "invalid_payload", http.StatusBadRequest, "unreadable body")
-		return http.StatusBadRequest, echo.NewHTTPError(http.StatusBadRequest, "failed to read body: "+err.Error())
+		return reject(http.StatusBadRequest, reasonInvalid, "failed to read body: "+err.Error())
 	}
 	if n > g.opts.MaxBodyBytes {
-		return g.tooLarge(ctx, note, companyID)
+		return tooLarge(g.opts.MaxBodyBytes)
 	}
-	g.metrics.size.Record(ctx, n)
+	d.size = n
 	ev := events.Get().(*event.Event)
 	defer func() { *ev = event.Event{}; events.Put(ev) }()
-	if err := parseInto(ev, buf.Bytes(), companyID); err != nil {
-		reason := "invalid_payload"
-		var mismatch *CompanyMismatchError
-		if errors.As(err, &mismatch) {
-			reason = "company_mismatch"
-		}
-		g.reject(ctx, note, companyID, reason, http.StatusBadRequest, err.Error())
-		return http.StatusBadRequest, echo.NewHTTPError(http.StatusBadRequest, err.Error())
-	}
-	pair := g.metrics.pair(ev.Action, ev.Object)
-	g.metrics.received.Add(ctx, 1, pair.plain...)
-	if ev.Attempt == 2 {
-		g.metrics.retry(companyID, time.Now())
-	}
-	note.action, note.object, note.eventID, note.attempt = ev.Action, ev.Object, ev.ID, ev.Attempt
-	start := time.Now()
-	ack, err := g.pub.Publish(detach(ctx, trace.SpanFromContext(ctx)), ev)
-	took := time.Since(start)
+	attempt, err := parseInto(ev, buf.Bytes(), d.companyID)
+	d.attempt = attempt
 	if err != nil {
-		g.metrics.failedEvent(ctx, pair, took)
-		note.outcome = "failed"
-		g.log.WarnContext(ctx, "publish failed", "company_id", companyID, "event_id", ev.ID,
-			"action", ev.Action, "object", ev.Object, "error", err)
-		return http.StatusServiceUnavailable, echo.NewHTTPError(http.StatusServiceUnavailable, "event not stored, retry later")
+		var mismatch *CompanyMismatchError
+		var payload *PayloadError
+		switch {
+		case errors.As(err, &mismatch):
+			return reject(http.StatusBadRequest, reasonMismatch, err.Error())
+		case errors.As(err, &payload) && payload.Ambiguous:
+			return reject(http.StatusBadRequest, reasonAmbiguous, err.Error())
+		}
+		return reject(http.StatusBadRequest, reasonInvalid, err.Error())
 	}
-	g.metrics.publishedEvent(ctx, pair, ack.Duplicate, took)
-	note.outcome = "published"
-	if ack.Duplicate {
-		note.outcome = "duplicate"
+	g.domain(ev)
+	d.parsed, d.action, d.object, d.eventID = true, ev.Action, ev.Object, ev.ID
+	start := time.Now()
+	d.ack, d.err = g.pub.Publish(ctx, ev)
+	d.took = time.Since(start)
+	if d.err != nil {
+		return reject(http.StatusServiceUnavailable, reasonUnavailable, "event not stored, retry later")
 	}
-	if g.log.Enabled(ctx, slog.LevelDebug) {
-		g.log.DebugContext(ctx, "event published", "company_id", companyID, "event_id", ev.ID, "action", ev.Action,
-			"object", ev.Object, "attempt", ev.Attempt, "seq", ack.Sequence, "duplicate", ack.Duplicate)
-	}
-	body := answerOK
-	if ack.Duplicate {
-		body = answerDuplicate
-	}
-	w := c.Response()
-	w.Header()["Content-Type"] = contentTypeJSON // canonical already: no Set, no allocation
-	w.WriteHeader(http.StatusOK)
-	_, err = w.Write(body)
-	return http.StatusOK, err
+	return nil
 }
 
-var contentTypeJSON = []string{"application/json"}
-
-// detach gives the publish a context that a client hanging up cannot
-// cancel (either JetStream gets the event or it does not, never half) and
-// that carries the span and any baggage. context.WithoutCancel would do,
-// but every Value lookup through it allocates, and the publish path makes
-// several.
-func detach(ctx context.Context, span trace.Span) context.Context {
-	out := context.Background()
-	if b := baggage.FromContext(ctx); b.Len() > 0 {
-		out = baggage.ContextWithBaggage(out, b)
+// domain names a managed company's own domain as the event's host, when the
+// credential store knows it (ce-source, SPEC §4).
+func (g *Gateway) domain(ev *event.Event) {
+	if h, ok := g.creds.(Hosts); ok {
+		if host, ok := h.CompanyHost(ev.CompanyID); ok && pipedriveHost(host) {
+			ev.Host = host
+		}
 	}
-	return trace.ContextWithSpan(out, span)
 }
 
-func (g *Gateway) reject(ctx context.Context, note *spanNote, companyID, reason string, status int, detail string) {
-	g.metrics.reject(ctx, reason)
-	note.outcome = "rejected"
-	g.log.InfoContext(ctx, "webhook rejected", "company_id", companyID, "status", status, "reason", detail)
-}
-
-func (g *Gateway) tooLarge(ctx context.Context, note *spanNote, companyID string) (int, error) {
-	g.reject(ctx, note, companyID, "too_large", http.StatusRequestEntityTooLarge, "body too large")
-	return http.StatusRequestEntityTooLarge, echo.NewHTTPError(http.StatusRequestEntityTooLarge,
-		"body larger than MAX_BODY_BYTES ("+strconv.FormatInt(g.opts.MaxBodyBytes, 10)+" bytes)")
+// Hosts is an optional interface of Credentials: the Pipedrive host of a
+// managed company (acme.pipedrive.com). With it, ce-source names the
+// company's own domain whatever meta.host says.
+type Hosts interface {
+	CompanyHost(companyID string) (host string, ok bool)
 }
 
 // readBody reads at most limit bytes of r into buf (io.LimitReader would
@@ -216,14 +159,7 @@ func (g *Gateway) getBuf() *bytes.Buffer {
 	return bytes.NewBuffer(make([]byte, 0, 8<<10))
 }
 
-func numericID(s string) bool {
-	if s == "" || len(s) > 20 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
+func tooLarge(limit int64) *rejection {
+	return reject(http.StatusRequestEntityTooLarge, reasonTooLarge,
+		"body larger than MAX_BODY_BYTES ("+strconv.FormatInt(limit, 10)+" bytes)")
 }

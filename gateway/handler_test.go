@@ -113,7 +113,9 @@ func TestWebhook(t *testing.T) {
 		{name: "entity_star", body: func(t *testing.T) []byte { return v2Body(t, "create", "*", nil) }, want: want{status: 400, errCode: "invalid_payload"}},
 		{name: "entity_space", body: func(t *testing.T) []byte { return v2Body(t, "create", "de al", nil) }, want: want{status: 400, errCode: "invalid_payload"}},
 		{name: "entity_empty", body: func(t *testing.T) []byte { return v2Body(t, "create", "", nil) }, want: want{status: 400, errCode: "invalid_payload"}},
-		{name: "entity_uppercase", body: func(t *testing.T) []byte { return v2Body(t, "create", "Deal", nil) }, want: want{status: 400, errCode: "invalid_payload"}},
+		// SPEC §3: entity and object are lower-cased before the token check.
+		{name: "entity_uppercase_lowered", body: func(t *testing.T) []byte { return v2Body(t, "create", "Deal", nil) }, want: want{status: 200, subject: "pipedrive.create.deal"}},
+		{name: "entity_camel_case_lowered", body: func(t *testing.T) []byte { return v2Body(t, "create", "activityType", nil) }, want: want{status: 200, subject: "pipedrive.create.activitytype"}},
 		{name: "v2_unknown_action", body: func(t *testing.T) []byte { return v2Body(t, "merged", "deal", nil) }, want: want{status: 400, errCode: "invalid_payload"}},
 		{name: "v1_unknown_action", body: func(t *testing.T) []byte { return v1Body(t, "renamed", "deal", 0, nil) }, want: want{status: 400, errCode: "invalid_payload"}},
 		{name: "v1_object_with_dot", body: func(t *testing.T) []byte { return v1Body(t, "added", "deal.x", 0, nil) }, want: want{status: 400, errCode: "invalid_payload"}},
@@ -139,19 +141,20 @@ func TestWebhook(t *testing.T) {
 			body: func(t *testing.T) []byte { return v2Body(t, "create", "deal", func(m obj) { m["id"] = obj{"a": 1} }) },
 			want: want{status: 400, errCode: "invalid_payload"},
 		},
+		// SPEC §3: a timestamp is never a reason for a 400.
 		{
 			name: "user_without_timestamp",
 			body: func(t *testing.T) []byte {
 				return v2Body(t, "change", "user", func(m obj) { delete(m, "timestamp") })
 			},
-			want: want{status: 400, errCode: "invalid_payload"},
+			want: want{status: 200, subject: "pipedrive.change.user", headers: map[string]string{"ce-time": ""}},
 		},
 		{
 			name: "bad_timestamp",
 			body: func(t *testing.T) []byte {
 				return v2Body(t, "change", "deal", func(m obj) { m["timestamp"] = "yesterday" })
 			},
-			want: want{status: 400, errCode: "invalid_payload"},
+			want: want{status: 200, subject: "pipedrive.change.deal", headers: map[string]string{"ce-time": ""}},
 		},
 		{name: "not_json", body: func(*testing.T) []byte { return []byte("meta=1&action=create") }, want: want{status: 400, errCode: "invalid_payload"}},
 		{name: "truncated_json", body: func(*testing.T) []byte { return []byte(`{"meta":{"action":"create"`) }, want: want{status: 400, errCode: "invalid_payload"}},
@@ -181,6 +184,7 @@ func TestWebhook(t *testing.T) {
 			},
 			want: want{status: 401, errCode: "unauthorized"},
 		},
+		{name: "leading_zero_company", company: "09912345", body: func(t *testing.T) []byte { return v2Body(t, "create", "deal", nil) }, want: want{status: 404, errCode: "not_found"}},
 		{name: "non_numeric_company", company: "acme", body: func(t *testing.T) []byte { return v2Body(t, "create", "deal", nil) }, want: want{status: 404, errCode: "not_found"}},
 	}
 	for _, tc := range cases {

@@ -48,6 +48,13 @@ type harness struct {
 // in-process NATS server, with env overriding settings.
 func newHarness(t *testing.T, env map[string]string) *harness {
 	t.Helper()
+	return newHarnessWith(t, env, nil, nil)
+}
+
+// newHarnessWith is newHarness with the gateway's options edited and other
+// credentials (nil: company 1001 managed).
+func newHarnessWith(t *testing.T, env map[string]string, edit func(*gateway.Options), store gateway.Credentials) *harness {
+	t.Helper()
 	ns := natstest.Run(t)
 	vars := map[string]string{
 		"NATS_URL":         ns.ClientURL(),
@@ -74,11 +81,18 @@ func newHarness(t *testing.T, env map[string]string) *harness {
 		cancel()
 		r.Close(context.Background())
 	})
-	gw := gateway.New(gateway.Options{
+	opts := gateway.Options{
 		MaxBodyBytes:   int64(cfg.HTTP.MaxBodyBytes),
 		StaticUser:     cfg.HTTP.WebhookUser,
 		StaticPassword: cfg.HTTP.WebhookPassword,
-	}, r, creds{"1001": {"managed-user", "managed-password-0123456789abcdef"}}, log)
+	}
+	if edit != nil {
+		edit(&opts)
+	}
+	if store == nil {
+		store = creds{"1001": {"managed-user", "managed-password-0123456789abcdef"}}
+	}
+	gw := gateway.New(opts, r, store, log)
 	srv := httptest.NewServer(httpapi.Public(httpapi.Options{Webhook: gw.Webhook, Log: log}))
 	t.Cleanup(srv.Close)
 	nc, err := nats.Connect(ns.ClientURL())

@@ -4,14 +4,19 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/event"
 )
 
 // PayloadError is a webhook body the gateway cannot relay; it becomes a 400.
-type PayloadError struct{ Msg string }
+type PayloadError struct {
+	Msg string
+	// Ambiguous marks a body that readers can take two ways (SPEC §3:
+	// 400 ambiguous_payload).
+	Ambiguous bool
+}
 
 func (e *PayloadError) Error() string { return e.Msg }
 
@@ -43,84 +48,131 @@ var knownObjects = func() map[string]string {
 	return m
 }()
 
+// object is the subject token of an entity or object name: lower-cased
+// (SPEC §4: activityType is activitytype), interned when it is a usual one.
+func object(b []byte) string {
+	if s, ok := knownObjects[string(b)]; ok {
+		return s
+	}
+	s := strings.ToLower(string(b))
+	if known, ok := knownObjects[s]; ok {
+		return known
+	}
+	return s
+}
+
 // Parse reads a webhook body (v2 or v1) delivered for companyID and returns
 // the event to publish, or a *PayloadError. Body is referenced, not copied.
 func Parse(body []byte, companyID string) (*event.Event, error) {
 	ev := &event.Event{}
-	if err := parseInto(ev, body, companyID); err != nil {
+	if _, err := parseInto(ev, body, companyID); err != nil {
 		return nil, err
 	}
 	return ev, nil
 }
 
-// parseInto is Parse filling a caller's (pooled) event.
-func parseInto(ev *event.Event, body []byte, companyID string) error {
+// parseInto is Parse filling a caller's (pooled) event. It also returns
+// the delivery attempt as far as it could read it (0 when it could not),
+// for the outcome of a body it refuses.
+func parseInto(ev *event.Event, body []byte, companyID string) (attempt int, err error) {
 	var s scanned
 	if err := scanBody(body, &s); err != nil {
 		if err == errNotObject {
-			return invalid("body is not a JSON object")
+			return 0, invalid("body is not a JSON object")
 		}
-		return invalid("body is not valid JSON")
+		return 0, invalid("body is not valid JSON")
 	}
-	if s.meta.kind != '{' {
-		return invalid("no meta object: not a Pipedrive webhook")
+	m := &s.m
+	v2 := hasPrefix(m[mVersion], '2')
+	attempt = readAttempt(&s, v2)
+	if s.ambiguous != "" {
+		return attempt, &PayloadError{Ambiguous: true,
+			Msg: fmt.Sprintf("the key %q is given twice, or also with other letter case or escapes: readers of the body would disagree", s.ambiguous)}
+	}
+	if s.top[tMeta].kind != kindObject {
+		return attempt, invalid("no meta object: not a Pipedrive webhook")
 	}
 	if err := checkTypes(&s); err != nil {
-		return err
+		return attempt, err
 	}
-	*ev = event.Event{Body: body}
-	m := &s.m
-	var err error
+	*ev = event.Event{Body: body, Attempt: attempt}
 	switch {
-	case hasPrefix(m[mVersion], '2'):
+	case v2:
 		err = parseV2(ev, m)
-	case isOne(s.topV) || isOne(m[mV]) || s.event.kind == '"':
+	case isOne(s.top[tV]) || isOne(m[mV]) || s.top[tEvent].kind == kindString:
 		err = parseV1(ev, &s)
 	default:
-		return invalid("unknown payload shape: neither meta.version 2.0 nor a v1 event")
+		return attempt, invalid("unknown payload shape: neither meta.version 2.0 nor a v1 event")
 	}
 	if err != nil {
-		return err
+		return attempt, err
+	}
+	if attempt == 0 {
+		return 0, invalid("meta.attempt or retry is not an attempt number")
 	}
 	if !subjectToken(ev.Action) {
-		return invalid("action %q is not a safe subject token", ev.Action)
+		return attempt, invalid("action %q is not a safe subject token", ev.Action)
 	}
 	if !subjectToken(ev.Object) {
-		return invalid("object %q is not a safe subject token [a-z0-9_-]", ev.Object)
+		return attempt, invalid("object %q is not a safe subject token [a-z0-9_-]", ev.Object)
 	}
 	company := m[mCompanyID].bytes()
 	if len(company) == 0 {
-		return invalid("meta.company_id is missing")
+		return attempt, invalid("meta.company_id is missing")
 	}
 	if string(company) != companyID {
-		return &CompanyMismatchError{Path: companyID, Body: string(company)}
+		return attempt, &CompanyMismatchError{Path: companyID, Body: string(company)}
 	}
 	ev.CompanyID = companyID
-	return finishStrings(ev, m)
+	return ev.Attempt, finishStrings(ev, m)
+}
+
+// readAttempt is the delivery attempt, 1 for the first: v2 meta.attempt
+// (1–4), v1 retry + 1; 0 when it cannot be read.
+func readAttempt(s *scanned, v2 bool) int {
+	if v2 {
+		if !s.m[mAttempt].present() {
+			return 1
+		}
+		n, ok := atoi(s.m[mAttempt].bytes())
+		if !ok || n < 1 || n > maxAttempt {
+			return 0
+		}
+		return n
+	}
+	if !s.top[tRetry].present() {
+		return 1
+	}
+	n, ok := atoi(s.top[tRetry].bytes())
+	if !ok || n > maxAttempt {
+		return 0
+	}
+	return n + 1
 }
 
 // checkTypes rejects meta fields of the wrong JSON type: names must be
-// strings, ids and times strings or numbers.
+// strings, ids strings or numbers. Timestamps are never a reason to refuse.
 func checkTypes(s *scanned) error {
 	for i, v := range s.m {
 		switch i {
+		case mTimestamp, mTimestampMicro, mTimestampMilli:
 		case mAction, mEntity, mObject, mHost:
-			if v.kind != 0 && v.kind != '"' && v.kind != 'n' {
+			if v.kind != absent && v.kind != kindString && v.kind != kindNull {
 				return invalid("field meta.%s has the wrong type", metaKeys[i])
 			}
 		default:
-			if v.kind != 0 && v.kind != '"' && v.kind != '0' && v.kind != 'n' {
+			if v.kind != absent && v.kind != kindString && v.kind != kindNumber && v.kind != kindNull {
 				return invalid("field meta.%s has the wrong type", metaKeys[i])
 			}
 		}
 	}
-	if k := s.event.kind; k != 0 && k != '"' && k != 'n' {
+	if k := s.top[tEvent].kind; k != absent && k != kindString && k != kindNull {
 		return invalid("field event has the wrong type")
 	}
-	if k := s.retry.kind; k != 0 && k != '0' && k != 'n' {
+	if k := s.top[tRetry].kind; k != absent && k != kindNumber && k != kindNull {
 		return invalid("field retry has the wrong type")
 	}
-	if k := s.topV.kind; k != 0 && k != '"' && k != '0' && k != 'n' {
+	if k := s.top[tV].kind; k != absent && k != kindString && k != kindNumber && k != kindNull {
 		return invalid("field v has the wrong type")
 	}
 	return nil
@@ -138,87 +190,69 @@ func parseV2(ev *event.Event, m *[nMeta]rawValue) error {
 	default:
 		return invalid("meta.action %q is not create, change or delete", action)
 	}
-	ev.Object = internObject(m[mEntity].bytes())
-	ev.Attempt = 1
-	if a := m[mAttempt].bytes(); len(a) > 0 {
-		n, ok := atoi(a)
-		if !ok || n < 1 || n > maxAttempt {
-			return invalid("meta.attempt %q is not an attempt number", a)
-		}
-		ev.Attempt = n
-	}
-	t, err := parseTimestamp(m[mTimestamp].bytes())
-	if err != nil {
-		return err
-	}
-	ev.Time = t
+	ev.Object = object(m[mEntity].bytes())
+	ev.Time, _ = readTime(m[mTimestamp], secondsOrMillis)
 	// meta.id identifies the event, except for the user entity where it is
 	// the user's id: there, and when it is missing, derive a stable id.
 	if len(m[mID].bytes()) > 0 && ev.Object != "user" {
 		return nil // ID is set from meta.id by finishStrings
 	}
-	if t.IsZero() {
-		return invalid("meta.timestamp is missing: no event id can be derived")
-	}
-	stamp := t.Format(time.RFC3339Nano)
-	if ev.Object == "user" {
-		stamp = strconv.FormatInt(t.Unix(), 10)
-	}
-	ev.ID = derivedID(string(m[mCompanyID].bytes()), ev.Version, ev.Action, ev.Object, string(m[mEntityID].bytes()), stamp)
+	ev.ID = derivedID(string(m[mCompanyID].bytes()), ev.Version, ev.Action, ev.Object, string(m[mEntityID].bytes()),
+		stamp(m[mTimestamp], secondsOrMillis))
 	return nil
 }
 
 func parseV1(ev *event.Event, s *scanned) error {
 	m := &s.m
 	ev.Version = "1.0"
-	action, object := string(m[mAction].bytes()), string(m[mObject].bytes())
-	if evAction, evObject, ok := cut(string(s.event.bytes()), '.'); ok {
-		if action == "" {
-			action = evAction
+	action, obj := m[mAction].bytes(), m[mObject].bytes()
+	if evAction, evObject, ok := strings.Cut(string(s.top[tEvent].bytes()), "."); ok {
+		if len(action) == 0 {
+			action = []byte(evAction)
 		}
-		if object == "" {
-			object = evObject
+		if len(obj) == 0 {
+			obj = []byte(evObject)
 		}
 	}
-	norm, ok := v1Actions[action]
+	norm, ok := v1Actions[string(action)]
 	if !ok {
 		return invalid("v1 action %q is not added, updated, deleted or merged", action)
 	}
 	ev.Action = norm
-	ev.Object = internObject([]byte(lower(object)))
-	ev.Attempt = 1
-	if r := s.retry.bytes(); len(r) > 0 {
-		n, ok := atoi(r)
-		if !ok || n < 0 || n > maxAttempt {
-			return invalid("retry %s is out of range", r)
-		}
-		ev.Attempt = n + 1
+	ev.Object = object(obj)
+	// The most precise time Pipedrive sent identifies the event; older
+	// hooks have only timestamp_milli, or only timestamp (seconds).
+	src, u := m[mTimestamp], secondsOrMillis
+	switch {
+	case m[mTimestampMicro].present():
+		src, u = m[mTimestampMicro], micros
+	case m[mTimestampMilli].present():
+		src, u = m[mTimestampMilli], millis
 	}
-	stamp := string(m[mTimestampMicro].bytes())
-	if stamp != "" {
-		us, err := strconv.ParseInt(stamp, 10, 64)
-		if err != nil {
-			return invalid("meta.timestamp_micro %q is not an integer", stamp)
-		}
-		ev.Time = time.UnixMicro(us).UTC()
-	} else {
-		t, err := parseTimestamp(m[mTimestamp].bytes())
-		if err != nil {
-			return err
-		}
-		if t.IsZero() {
-			return invalid("meta.timestamp is missing: no event id can be derived")
-		}
-		ev.Time = t
-		stamp = strconv.FormatInt(t.Unix(), 10)
+	var readable bool
+	if ev.Time, readable = readTime(src, u); !readable {
+		ev.Time = firstTime(m)
 	}
 	// v1 has no event id; meta.id is the object's id.
-	ev.ID = derivedID(string(m[mCompanyID].bytes()), ev.Version, ev.Action, ev.Object, string(m[mID].bytes()), stamp)
+	ev.ID = derivedID(string(m[mCompanyID].bytes()), ev.Version, ev.Action, ev.Object, string(m[mID].bytes()), stamp(src, u))
 	return nil
 }
 
+// firstTime is the first v1 time that can be read, most precise first.
+func firstTime(m *[nMeta]rawValue) (t time.Time) {
+	for _, f := range []struct {
+		v rawValue
+		u unit
+	}{{m[mTimestampMicro], micros}, {m[mTimestampMilli], millis}, {m[mTimestamp], secondsOrMillis}} {
+		if t, ok := readTime(f.v, f.u); ok {
+			return t
+		}
+	}
+	return t
+}
+
 // finishStrings checks the values that become NATS headers and makes them
-// strings with one allocation for all of them.
+// strings.
 func finishStrings(ev *event.Event, m *[nMeta]rawValue) error {
 	entity := m[mEntityID].bytes()
 	if ev.Version == "1.0" {
@@ -237,35 +271,46 @@ func finishStrings(ev *event.Event, m *[nMeta]rawValue) error {
 	case !headerSafe(id) || !headerSafe(ev.ID):
 		return invalid("meta.id is not printable ASCII of at most 200 bytes")
 	}
-	if !hostName(host) {
-		host = nil // falls back to pipedrive://company/<id> as ce-source
-	}
-	var buf [1024]byte
-	all := append(append(append(append(buf[:0], id...), entity...), webhook...), host...)
-	str := string(all)
-	n := 0
-	take := func(b []byte) string { s := str[n : n+len(b)]; n += len(b); return s }
 	if id != nil {
-		ev.ID = take(id)
+		ev.ID = string(id)
 	}
-	ev.EntityID, ev.WebhookID, ev.Host = take(entity), take(webhook), take(host)
+	ev.EntityID, ev.WebhookID = string(entity), string(webhook)
+	if pipedriveHost(host) {
+		ev.Host = string(host)
+	}
 	return nil
 }
 
 // bytes returns a string or number value's text, unescaped; nil for null,
-// absent and other kinds (checkTypes has rejected those).
+// absent and other kinds.
 func (v rawValue) bytes() []byte {
 	switch v.kind {
-	case '"':
+	case kindString:
 		if v.esc {
 			return unescape(v.b)
 		}
 		return v.b
-	case '0':
+	case kindNumber:
 		return v.b
 	}
 	return nil
 }
+
+// text is the value's text of any kind: a string's contents, unescaped, or
+// the JSON text of anything else.
+func (v rawValue) text() []byte {
+	if v.kind == kindString {
+		return v.bytes()
+	}
+	return v.b
+}
+
+func hasPrefix(v rawValue, c byte) bool {
+	b := v.bytes()
+	return len(b) > 0 && b[0] == c
+}
+
+func isOne(v rawValue) bool { return string(v.bytes()) == "1" }
 
 // derivedID is a stable id for events without a usable meta.id: a retry of
 // the event hashes to the same value, another event of the same entity does

@@ -47,11 +47,11 @@ func (o *outMsg) set(key, value string) {
 
 // Get, Set and Keys make outMsg a propagation.TextMapCarrier that writes
 // traceparent and tracestate into the pooled header slots.
-func (o *outMsg) Get(key string) string { return headerCarrier(o.msg.Header).Get(key) }
+func (o *outMsg) Get(key string) string { return event.HeaderCarrier(o.msg.Header).Get(key) }
 
 func (o *outMsg) Set(key, value string) { o.set(key, value) }
 
-func (o *outMsg) Keys() []string { return headerCarrier(o.msg.Header).Keys() }
+func (o *outMsg) Keys() []string { return event.HeaderCarrier(o.msg.Header).Keys() }
 
 // fill sets the SPEC §4 headers of ev. ce-source and ce-time share one
 // string allocation.
@@ -79,6 +79,10 @@ func (o *outMsg) fill(ev *event.Event, ceType string) {
 		o.set("ce-time", s[src:])
 	}
 	o.set("Content-Type", "application/json")
+	// NATS header names are case-sensitive: CloudEvents SDKs reading the
+	// NATS binding (the Go SDK's JetStream one among them) look for
+	// content-type, and report datacontenttype empty without it.
+	o.set("content-type", "application/json")
 	o.set(event.HeaderCompanyID, ev.CompanyID)
 	if ev.WebhookID != "" {
 		o.set(event.HeaderWebhookID, ev.WebhookID)

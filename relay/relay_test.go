@@ -134,7 +134,7 @@ func TestHeaders(t *testing.T) {
 		Attempt: 2, EntityID: "5", Time: time.Date(2025, 6, 2, 10, 2, 45, 88e6, time.UTC)})
 	want := map[string]string{
 		"ce-specversion": "1.0", "ce-id": "id-1", "ce-type": "com.pipedrive.deal.change", "ce-source": "pipedrive://company/7",
-		"ce-subject": "5", "ce-time": "2025-06-02T10:02:45.088Z", "Content-Type": "application/json",
+		"ce-subject": "5", "ce-time": "2025-06-02T10:02:45.088Z", "Content-Type": "application/json", "content-type": "application/json",
 		"Pipedrive-Company-Id": "7", "Pipedrive-Webhook-Id": "9", "Pipedrive-Webhook-Version": "2.0", "Pipedrive-Attempt": "2",
 	}
 	for k, v := range want {

@@ -1,10 +1,11 @@
 // Command consumer is a minimal microservice that consumes Pipedrive events
 // from the gateway's stream: a durable JetStream consumer that continues
-// the gateway's trace from the message headers, handles each event and
-// acks it.
+// the gateway's trace from the message headers with the OpenTelemetry SDK's
+// defaults, decodes each event as the README recommends, and acks it.
 //
 //	go run ./examples/consumer                      # all events, embedded NATS
 //	go run ./examples/consumer 'pipedrive.*.deal'   # deal events only
+//	go run ./examples/consumer --help
 //
 // NATS_URL selects the server (default nats://127.0.0.1:4222, the embedded
 // server of `go run .`); OTEL_EXPORTER_OTLP_ENDPOINT exports its spans.
@@ -12,8 +13,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -24,57 +27,106 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	pgevent "github.com/pipedrive-gateway/pipedrive-gateway/event"
-	"github.com/pipedrive-gateway/pipedrive-gateway/internal/telemetry"
-	"github.com/pipedrive-gateway/pipedrive-gateway/relay"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	log := slog.New(telemetry.LogHandler{Handler: slog.NewTextHandler(os.Stderr, nil)})
-	tel, err := telemetry.Setup(ctx, telemetry.Options{ServiceName: "pipedrive-consumer-example"})
+	code := realMain(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// config is what the command line and the environment say.
+type config struct {
+	url, stream, filter, durable string
+}
+
+func parseArgs(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	fs := flag.NewFlagSet("consumer", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := config{url: getenv("NATS_URL")}
+	if cfg.url == "" {
+		cfg.url = "nats://127.0.0.1:4222"
+	}
+	fs.StringVar(&cfg.durable, "durable", "example-consumer", "durable consumer name (the server remembers what it acked)")
+	fs.StringVar(&cfg.stream, "stream", "PIPEDRIVE", "the gateway's STREAM_NAME")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: consumer [flags] [SUBJECT]\n\n"+
+			"Consumes Pipedrive events from the gateway's JetStream stream (SUBJECT defaults to pipedrive.>).\n"+
+			"NATS_URL selects the server (default nats://127.0.0.1:4222); OTEL_EXPORTER_OTLP_ENDPOINT exports spans.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	cfg.filter = "pipedrive.>"
+	switch fs.NArg() {
+	case 0:
+	case 1:
+		cfg.filter = fs.Arg(0)
+	default:
+		fs.Usage()
+		return cfg, errors.New("at most one SUBJECT")
+	}
+	return cfg, nil
+}
+
+// realMain reads the arguments before it creates anything, so that --help
+// only prints the usage.
+func realMain(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	cfg, err := parseArgs(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	if err != nil {
-		log.Error("telemetry", "error", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	tp, err := newTracerProvider(ctx, getenv)
+	if err != nil {
+		log.Error("tracing", "error", err)
+		return 1
 	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = tel.Shutdown(sctx)
+		_ = tp.Shutdown(sctx)
 	}()
-	url := os.Getenv("NATS_URL")
-	if url == "" {
-		url = "nats://127.0.0.1:4222"
-	}
-	filter := "pipedrive.>"
-	if len(os.Args) > 1 {
-		filter = os.Args[1]
-	}
-	if err := run(ctx, url, filter, "example-consumer", tel.Tracer, tel.Propagator, log, nil); err != nil {
+	prop := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	if err := run(ctx, cfg, tp, prop, log, nil); err != nil {
 		log.Error("consumer stopped", "error", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
-// event is the part of a v2 body this example looks at.
-type event struct {
-	Meta struct {
-		Action   string `json:"action"`
-		Entity   string `json:"entity"`
-		EntityID any    `json:"entity_id"`
-	} `json:"meta"`
+// newTracerProvider is the OpenTelemetry SDK with its defaults (the
+// parent-based sampler among them); it exports over OTLP/HTTP when
+// OTEL_EXPORTER_OTLP_ENDPOINT is set.
+func newTracerProvider(ctx context.Context, getenv func(string) string) (*sdktrace.TracerProvider, error) {
+	if getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" {
+		return sdktrace.NewTracerProvider(), nil
+	}
+	exp, err := otlptracehttp.New(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp)), nil
 }
 
 // run consumes until ctx ends. handled, if set, is called after each ack.
-func run(ctx context.Context, url, filter, durable string, tp trace.TracerProvider, prop propagation.TextMapPropagator,
-	log *slog.Logger, handled func(jetstream.Msg)) error {
-	nc, err := nats.Connect(url, nats.Name("pipedrive-consumer-example"), nats.MaxReconnects(-1))
+func run(ctx context.Context, cfg config, tp trace.TracerProvider, prop propagation.TextMapPropagator,
+	log *slog.Logger, handled func(Event)) error {
+	nc, err := nats.Connect(cfg.url, nats.Name("pipedrive-consumer-example"), nats.MaxReconnects(-1))
 	if err != nil {
-		return fmt.Errorf("connect %s: %w", url, err)
+		return fmt.Errorf("connect %s: %w", cfg.url, err)
 	}
 	defer nc.Drain()
 	js, err := jetstream.New(nc)
@@ -83,9 +135,9 @@ func run(ctx context.Context, url, filter, durable string, tp trace.TracerProvid
 	}
 	// Durable: the server remembers what was acked, so a restart resumes
 	// where it stopped and nothing is skipped.
-	cons, err := js.CreateOrUpdateConsumer(ctx, "PIPEDRIVE", jetstream.ConsumerConfig{
-		Durable:       durable,
-		FilterSubject: filter,
+	cons, err := js.CreateOrUpdateConsumer(ctx, cfg.stream, jetstream.ConsumerConfig{
+		Durable:       cfg.durable,
+		FilterSubject: cfg.filter,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       30 * time.Second,
 		MaxDeliver:    10,
@@ -95,8 +147,10 @@ func run(ctx context.Context, url, filter, durable string, tp trace.TracerProvid
 	}
 	tracer := tp.Tracer("pipedrive-consumer-example")
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		// Continue the gateway's trace: the publish span is our parent.
-		mctx := prop.Extract(context.Background(), relay.HeaderCarrier(m.Headers()))
+		// Continue the gateway's trace. NATS header names are
+		// case-sensitive: event.HeaderCarrier reads traceparent as it is
+		// written (propagation.HeaderCarrier would look for Traceparent).
+		mctx := prop.Extract(context.Background(), pgevent.HeaderCarrier(m.Headers()))
 		mctx, span := tracer.Start(mctx, "process "+m.Subject(), trace.WithSpanKind(trace.SpanKindConsumer),
 			trace.WithAttributes(
 				attribute.String("messaging.system", "nats"),
@@ -104,28 +158,28 @@ func run(ctx context.Context, url, filter, durable string, tp trace.TracerProvid
 				attribute.String("messaging.message.id", m.Headers().Get("Nats-Msg-Id")),
 			))
 		defer span.End()
-		var ev event
-		if err := json.Unmarshal(m.Data(), &ev); err != nil {
+		ev, err := Decode(m.Subject(), m.Headers(), m.Data())
+		if err != nil {
 			// A body we cannot read will not get better: terminate it
 			// instead of redelivering it forever.
 			span.SetStatus(codes.Error, "undecodable event")
 			_ = m.Term()
 			return
 		}
-		log.InfoContext(mctx, "event", "subject", m.Subject(), "id", m.Headers().Get("Nats-Msg-Id"),
-			"entity", ev.Meta.Entity, "entity_id", ev.Meta.EntityID, "attempt", m.Headers().Get(pgevent.HeaderAttempt))
+		log.InfoContext(mctx, "event", "subject", ev.Subject, "id", ev.ID, "company_id", ev.CompanyID,
+			"object", ev.Object, "action", ev.Action, "entity_id", ev.EntityID, "time", ev.Time, "attempt", ev.Attempt)
 		if err := m.Ack(); err != nil {
 			span.RecordError(err)
 		}
 		if handled != nil {
-			handled(m)
+			handled(ev)
 		}
 	})
 	if err != nil {
 		return err
 	}
 	defer cc.Stop()
-	log.Info("consuming", "url", url, "filter", filter, "durable", durable)
+	log.Info("consuming", "url", cfg.url, "filter", cfg.filter, "durable", cfg.durable)
 	<-ctx.Done()
 	return nil
 }

@@ -247,7 +247,11 @@ func TestMetrics(t *testing.T) {
 		`pipedrive_gateway_events_rejected_total{reason="company_mismatch"} 1`,
 		`pipedrive_gateway_publish_duration_seconds_count{outcome="ok"} 3`,
 		`pipedrive_gateway_request_size_bytes_count 5`,
-		`pipedrive_gateway_first_attempt_failures{company_id="9912345"} 1`,
+		// The unreadable body ("{", attempt unknown) and the company
+		// mismatch (attempt 1) are first attempts answered 400.
+		`pipedrive_gateway_first_attempt_failures_total{company_id="9912345"} 2`,
+		`pipedrive_gateway_events_rejected_total{reason="ambiguous_payload"} 0`,
+		`http_server_request_duration_seconds_count{http_request_method="POST",http_response_status_code="200",http_route="/webhooks/pipedrive/{company_id}",url_scheme="http"} 3`,
 		`pipedrive_gateway_leader 1`,
 	} {
 		if !strings.Contains(text, want+"\n") {

@@ -89,8 +89,10 @@ func Setup(ctx context.Context, opts Options) (*Telemetry, error) {
 	case opts.SpanProcessor == nil:
 		// Nothing exports: spans keep a valid context for propagation but
 		// are only recorded when the caller's trace is sampled, which makes
-		// them nearly free on the hot path.
+		// them nearly free on the hot path. Messages still say "sampled",
+		// so that consumers decide (deferredSampling).
 		tpOpts = append(tpOpts, sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
+		t.Propagator = propagation.NewCompositeTextMapPropagator(deferredSampling{}, propagation.Baggage{})
 	}
 	if opts.SpanProcessor != nil {
 		tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(opts.SpanProcessor))
