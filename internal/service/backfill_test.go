@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/backfill"
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/natstest"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/service"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/servicetest"
 	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive/pipedrivetest"
@@ -52,9 +53,15 @@ func newBFEnv(t *testing.T) *bfEnv {
 	return e
 }
 
-func (e *bfEnv) start() {
+func (e *bfEnv) start(tune ...func(*backfill.Options)) {
 	e.t.Helper()
-	e.gw = servicetest.Start(e.t, e.env, slog.LevelInfo, service.WithBackfill(quick), service.WithLeaseTTL(time.Second))
+	opts := func(o *backfill.Options) {
+		quick(o)
+		for _, f := range tune {
+			f(o)
+		}
+	}
+	e.gw = servicetest.Start(e.t, e.env, slog.LevelInfo, service.WithBackfill(opts), service.WithLeaseTTL(time.Second))
 	servicetest.WaitCompaniesOK(e.t, e.gw.OpsURL(), bfAdmin, []int64{bfCompany}, 20*time.Second)
 }
 
@@ -106,7 +113,11 @@ func (e *bfEnv) waitGap(what string, f func(backfill.Gap) bool) backfill.Gap {
 // as subject:entity id.
 func (e *bfEnv) recovered(run string) []string {
 	e.t.Helper()
-	nc, err := nats.Connect(e.gw.NATSURL())
+	url := e.gw.NATSURL()
+	if url == "" {
+		url = e.env["NATS_URL"]
+	}
+	nc, err := nats.Connect(url)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -244,4 +255,59 @@ func sameSet(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// deliver posts a v2 change of deal 1 as Pipedrive would, with the
+// company's webhook credentials, and returns the status.
+func (e *bfEnv) deliver(attempt int) int {
+	e.t.Helper()
+	hooks := e.pd.Webhooks(bfCompany)
+	if len(hooks) != 1 {
+		e.t.Fatalf("webhooks %+v", hooks)
+	}
+	body := fmt.Sprintf(`{"meta":{"action":"change","entity":"deal","entity_id":"1","company_id":"%d","id":"%s","timestamp":%q,"version":"2.0","attempt":%d,"webhook_id":"%d"},"data":{"id":1},"previous":{}}`,
+		bfCompany, fmt.Sprintf("6b1f0a4e-0000-4000-8000-%012d", time.Now().UnixNano()%1e12), time.Now().UTC().Format(time.RFC3339Nano), attempt, hooks[0].ID)
+	status, err := servicetest.Post(e.gw.IngressURL()+fmt.Sprintf("/webhooks/pipedrive/%d", bfCompany), hooks[0].HTTPAuthUser, hooks[0].HTTPAuthPassword, []byte(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return status
+}
+
+func TestBackfillAfterPossibleBan(t *testing.T) {
+	t.Parallel()
+	e := newBFEnv(t)
+	ns := natstest.Run(t)
+	e.env["NATS_URL"] = ns.ClientURL()
+	e.env["STATE_KEY"] = servicetest.StateKey()
+	e.env["PUBLISH_TIMEOUT"] = "500ms"
+	// A "ban" of 8 s: long enough to make a change inside it after NATS is
+	// back, short enough for a test.
+	e.start(func(o *backfill.Options) { o.BanWindow = 8 * time.Second })
+	if s := e.deliver(1); s != http.StatusOK {
+		t.Fatalf("delivery with NATS up: %d", s)
+	}
+
+	// NATS stops: first attempts are answered 503, which counts towards a
+	// Pipedrive ban; Pipedrive may drop what happens next.
+	ns.Stop()
+	for range 3 {
+		if s := e.deliver(1); s != http.StatusServiceUnavailable {
+			t.Fatalf("delivery with NATS down: %d, want 503", s)
+		}
+	}
+	during := e.pd.Put(bfCompany, pipedrivetest.Object{Kind: "deal", Fields: map[string]any{"title": "While NATS was down"}})
+	ns.Restart()
+	servicetest.WaitStatus(t, e.gw.OpsURL()+"/readyz", http.StatusOK, 20*time.Second)
+	// Within the ban window after NATS is back: dropped by a ban as well.
+	after := e.pd.Put(bfCompany, pipedrivetest.Object{Kind: "person", Fields: map[string]any{"name": "During the ban"}})
+
+	g := e.waitGap("ban gap recovered", func(g backfill.Gap) bool {
+		return strings.Contains(g.Reason, backfill.ReasonFailedAttempt) && g.Ended()
+	})
+	want := []string{fmt.Sprintf("pipedrive.create.deal:%d", during.ID), fmt.Sprintf("pipedrive.create.person:%d", after.ID)}
+	got := e.recovered(g.ID)
+	if g.State != backfill.StateRecovered || !sameSet(got, want) {
+		t.Errorf("gap %+v recovered %v, want %v", g, got, want)
+	}
 }

@@ -110,14 +110,18 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	if err = a.newBackfill(ctx, cfg, api, o, log.With("component", "backfill")); err != nil {
 		return nil, err
 	}
-	gw := gateway.New(gateway.Options{
+	gwOpts := gateway.Options{
 		MaxBodyBytes:   int64(cfg.HTTP.MaxBodyBytes),
 		StaticUser:     cfg.HTTP.WebhookUser,
 		StaticPassword: cfg.HTTP.WebhookPassword,
 		Tracer:         o.tel.Tracer,
 		Meter:          o.tel.Meter,
 		Propagator:     o.tel.Propagator,
-	}, a.relay, a.subs, log.With("component", "gateway"))
+	}
+	if a.bf != nil {
+		gwOpts.Deliveries = a.bf // the gap detector hears every delivery's outcome
+	}
+	gw := gateway.New(gwOpts, a.relay, a.subs, log.With("component", "gateway"))
 	routes := httpapi.Options{
 		Webhook:   gw.Webhook,
 		PublicURL: publicURL(cfg),
