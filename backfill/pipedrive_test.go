@@ -372,3 +372,20 @@ func TestDryRunAgainstPipedrive(t *testing.T) {
 	}
 	t.Logf("dry run estimate: %d tokens", g.EstimatedTokens)
 }
+
+func TestLowDailyBudgetStopsEarly(t *testing.T) {
+	t.Parallel()
+	f := newPDFixture(t)
+	now := f.clock.Now()
+	from := now.Add(-time.Hour)
+	f.put("deal", map[string]any{"title": "one"}, from.Add(time.Minute))
+	// 1,000 of the company's 1,000,000 daily tokens left: far below the
+	// share a backfill leaves to the company's other integrations.
+	f.pd.SetDailyBudget(testCompany, 1000)
+	f.lead(f.b)
+	g, _ := f.b.Request(f.ctx, testCompany, Range{From: from, Until: now}, false)
+	g = f.waitGap("ended", func(x Gap) bool { return x.ID == g.ID && x.Ended() })
+	if g.State != StateIncomplete || g.TokensSpent != 20 || len(g.Uncovered) != 1 || !strings.Contains(g.Error, "daily API budget") {
+		t.Errorf("gap = %s, want incomplete after the probe, for the daily budget", mustJSON(g))
+	}
+}
