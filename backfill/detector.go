@@ -123,17 +123,21 @@ func (b *Backfill) banEvidence(company int64, first, last time.Time, reason stri
 	}
 }
 
-// flushTimeout bounds one flush's store calls.
-const flushTimeout = 30 * time.Second
+// opTimeout bounds each store call of a flush: a call made while the
+// connection comes back can hang, and the next flush retries anyway.
+const opTimeout = 5 * time.Second
+
+func bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, opTimeout)
+}
 
 // flush writes the buffered delivery evidence as gaps and advances the
 // watermarks. It runs every WatermarkInterval on every replica.
 func (b *Backfill) flush(ctx context.Context) {
-	// Bounded: a NATS that does not answer must not stall the next flush.
-	ctx, cancel := context.WithTimeout(ctx, flushTimeout)
-	defer cancel()
 	now := b.clock.Now()
-	healthy := b.healthy(ctx) == nil
+	hctx, cancel := bounded(ctx)
+	healthy := b.healthy(hctx) == nil
+	cancel()
 	delivered := map[int64]time.Time{}
 	for companyID, e := range b.det.take() {
 		id, err := strconv.ParseInt(companyID, 10, 64)
@@ -148,7 +152,10 @@ func (b *Backfill) flush(ctx context.Context) {
 			evs = append(evs, b.banEvidence(id, e.retryFirst, e.retryLast, ReasonRetried))
 		}
 		for _, ev := range evs {
-			if err := b.record(ctx, ev); err != nil {
+			rctx, cancel := bounded(ctx)
+			err := b.record(rctx, ev)
+			cancel()
+			if err != nil {
 				b.det.putBack(companyID, e) // try again at the next flush
 				break
 			}
@@ -168,20 +175,27 @@ func (b *Backfill) flush(ctx context.Context) {
 // last flush: the first one after an outage proves that no ban is in
 // force, which ends the outage's second pass.
 func (b *Backfill) advance(ctx context.Context, now time.Time, delivered map[int64]time.Time) {
-	ids, err := b.companies.CompanyIDs(ctx)
+	lctx, cancel := bounded(ctx)
+	ids, err := b.companies.CompanyIDs(lctx)
+	cancel()
 	if err != nil {
 		b.log.Warn("cannot list companies for the watermarks", "error", err)
 		return
 	}
 	for _, id := range ids {
-		var outage *Evidence
-		err := b.store.modifyWatermark(ctx, id, func(w *watermark) (bool, error) {
-			outage = nil
+		wctx, cancel := bounded(ctx)
+		err := b.store.modifyWatermark(wctx, id, func(w *watermark) (bool, error) {
 			write := w.HealthyThrough.IsZero() || now.Sub(w.HealthyThrough) > b.opts.WatermarkInterval/2
 			if !w.HealthyThrough.IsZero() && now.Sub(w.HealthyThrough) > b.opts.StaleAfter {
-				outage = &Evidence{
+				// The gap is stored before the watermark moves on: if it
+				// cannot be, the watermark stays stale for the next flush.
+				b.log.Warn("watermark stale: events may have been lost", "company_id", id,
+					"healthy_through", w.HealthyThrough, "now", now)
+				if err := b.record(wctx, Evidence{
 					CompanyID: id, Reason: ReasonOutage, Recovery: now,
 					Window: Range{From: w.HealthyThrough.Add(-b.opts.Margin), Until: now.Add(b.opts.Margin)},
+				}); err != nil {
+					return false, err
 				}
 				w.Recovered, w.DownSince, w.FirstDelivery = now, w.HealthyThrough, time.Time{}
 			}
@@ -192,16 +206,9 @@ func (b *Backfill) advance(ctx context.Context, now time.Time, delivered map[int
 			w.HealthyThrough = maxTime(w.HealthyThrough, now)
 			return write, nil // unchanged: another replica just wrote it
 		})
-		if err != nil {
-			if ctx.Err() == nil {
-				b.log.Warn("cannot advance the watermark", "company_id", id, "error", err)
-			}
-			continue
-		}
-		if outage != nil {
-			b.log.Warn("watermark stale: events may have been lost", "company_id", id,
-				"healthy_through", outage.Window.From.Add(b.opts.Margin), "now", now)
-			_ = b.record(ctx, *outage)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			b.log.Warn("cannot advance the watermark", "company_id", id, "error", err)
 		}
 	}
 }

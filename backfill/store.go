@@ -87,8 +87,15 @@ func newGapID(company int64, now time.Time) string {
 	return "g" + now.UTC().Format("20060102T150405") + "-" + companyToken(company) + "-" + hex.EncodeToString(b)
 }
 
+// scanTimeout bounds a scan: a watcher made while the connection was
+// coming back can miss its end-of-values marker, and the caller retries
+// sooner than it would wait.
+const scanTimeout = 5 * time.Second
+
 // scan returns the values of every key matching pattern.
 func (s *Store) scan(ctx context.Context, pattern string) ([]jetstream.KeyValueEntry, error) {
+	ctx, cancel := context.WithTimeout(ctx, scanTimeout)
+	defer cancel()
 	w, err := s.kv.Watch(ctx, pattern, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, err
