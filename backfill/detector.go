@@ -2,6 +2,7 @@ package backfill
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -138,10 +139,25 @@ func (b *Backfill) flush(ctx context.Context) {
 	hctx, cancel := bounded(ctx)
 	healthy := b.healthy(hctx) == nil
 	cancel()
+	evidence := b.det.take()
+	lctx, cancel := bounded(ctx)
+	ids, err := b.companies.CompanyIDs(lctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			b.log.Warn("cannot list companies for the gaps", "error", err)
+		}
+		for companyID, e := range evidence {
+			b.det.putBack(companyID, e)
+		}
+		return
+	}
 	delivered := map[int64]time.Time{}
-	for companyID, e := range b.det.take() {
+	for companyID, e := range evidence {
 		id, err := strconv.ParseInt(companyID, 10, 64)
-		if err != nil {
+		// Only connected companies: the others (hand-made webhooks with the
+		// static credentials) cannot be read from the API.
+		if err != nil || !slices.Contains(ids, id) {
 			continue
 		}
 		var evs []Evidence
@@ -165,7 +181,7 @@ func (b *Backfill) flush(ctx context.Context) {
 		}
 	}
 	if healthy {
-		b.advance(ctx, now, delivered)
+		b.advance(ctx, now, ids, delivered)
 	}
 }
 
@@ -174,14 +190,7 @@ func (b *Backfill) flush(ctx context.Context) {
 // delivered holds the first successful first attempt per company since the
 // last flush: the first one after an outage proves that no ban is in
 // force, which ends the outage's second pass.
-func (b *Backfill) advance(ctx context.Context, now time.Time, delivered map[int64]time.Time) {
-	lctx, cancel := bounded(ctx)
-	ids, err := b.companies.CompanyIDs(lctx)
-	cancel()
-	if err != nil {
-		b.log.Warn("cannot list companies for the watermarks", "error", err)
-		return
-	}
+func (b *Backfill) advance(ctx context.Context, now time.Time, ids []int64, delivered map[int64]time.Time) {
 	for _, id := range ids {
 		wctx, cancel := bounded(ctx)
 		err := b.store.modifyWatermark(wctx, id, func(w *watermark) (bool, error) {

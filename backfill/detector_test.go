@@ -140,3 +140,18 @@ func TestWebhookReports(t *testing.T) {
 		t.Fatalf("want the status merged into the open gap until %s, got %s", ldt.Add(31*time.Minute), mustJSON(gs))
 	}
 }
+
+func TestEvidenceOfUnconnectedCompaniesIgnored(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emptyPlan())
+	// A hand-made webhook with the static credentials: nothing to read
+	// its data with.
+	h.b.Delivered("777", 1, 400, h.clock.Now())
+	h.b.flush(h.ctx)
+	if gs, _ := h.b.store.Gaps(h.ctx, 777); len(gs) != 0 {
+		t.Errorf("gaps of an unconnected company: %s", mustJSON(gs))
+	}
+	if msgs := h.messages("pipedrive.gap.company"); len(msgs) != 0 {
+		t.Errorf("status events %v", msgs)
+	}
+}

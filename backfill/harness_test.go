@@ -165,7 +165,7 @@ func (h *harness) lead(b *Backfill) context.CancelFunc {
 // waitGap waits until the company has a gap matching f.
 func (h *harness) waitGap(what string, f func(Gap) bool) Gap {
 	h.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, g := range h.gaps() {
 			if f(g) {

@@ -96,7 +96,7 @@ func (e *bfEnv) gaps() []backfill.Gap {
 
 func (e *bfEnv) waitGap(what string, f func(backfill.Gap) bool) backfill.Gap {
 	e.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, g := range e.gaps() {
 			if f(g) {
