@@ -2,12 +2,15 @@ package faults
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/servicetest"
 )
 
 // TestStreamDeletedUnderLoad deletes the stream while the gateway (embedded
@@ -16,12 +19,12 @@ import (
 // 200 within 2 s. Every event acknowledged after that is in the new stream.
 func TestStreamDeletedUnderLoad(t *testing.T) {
 	t.Parallel()
-	env := baseEnv(t)
+	env := servicetest.Env(t)
 	env["PUBLISH_TIMEOUT"] = "2s"
-	s := startService(t, env)
-	waitStatus(t, s.ops()+"/readyz", http.StatusOK, 15*time.Second)
+	s := servicetest.Start(t, env, slog.LevelError)
+	servicetest.WaitStatus(t, s.OpsURL()+"/readyz", http.StatusOK, 15*time.Second)
 
-	l := newLoader(s.ingress(), 9912345, "pipedrive", "change-me", "deleted").start(8)
+	l := newLoader(s.IngressURL(), 9912345, "pipedrive", "change-me", "deleted").start(8)
 	defer l.stop()
 	time.Sleep(pick(time.Second, 10*time.Second))
 
@@ -54,7 +57,7 @@ func TestStreamDeletedUnderLoad(t *testing.T) {
 			after[r.id] = true
 		}
 	}
-	stored := streamIDs(t, s.NATSURL(), "PIPEDRIVE")
+	stored := servicetest.StreamIDs(t, s.NATSURL(), "PIPEDRIVE")
 	missing := lost(after, stored)
 	t.Logf("sent=%d acked_after_repair=%d stored=%d lost=%d statuses=%s failed_after_delete=%d first_200_after_delete=%v",
 		l.sent.Load(), len(after), len(stored), missing, l.statuses(), failed, firstOK.Round(time.Millisecond))

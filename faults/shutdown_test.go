@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/servicetest"
 )
 
 // TestShutdownDelay sends SIGTERM to the binary under load with
@@ -28,11 +30,11 @@ func TestShutdownDelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	term := time.Now()
-	notReady := waitStatus(t, p.ops()+"/readyz", http.StatusServiceUnavailable, delay)
+	notReady := servicetest.WaitStatus(t, p.ops()+"/readyz", http.StatusServiceUnavailable, delay)
 	// Keep probing readiness through the delay, as a kubelet would.
 	readyDuring := 0
 	for time.Since(term) < delay-300*time.Millisecond {
-		if status(p.ops()+"/readyz") == http.StatusOK {
+		if servicetest.Status(p.ops()+"/readyz") == http.StatusOK {
 			readyDuring++
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -52,7 +54,7 @@ func TestShutdownDelay(t *testing.T) {
 		}
 	}
 	p2 := startProc(t, env)
-	stored := streamIDs(t, p2.nats(), "PIPEDRIVE")
+	stored := servicetest.StreamIDs(t, p2.nats(), "PIPEDRIVE")
 	acked := l.acked()
 	missing := lost(acked, stored)
 	t.Logf("sent=%d acked=%d stored=%d lost=%d statuses=%s delay_requests=%d delay_200=%d readyz_503_after=%v exit_code=%d exit_after=%v",

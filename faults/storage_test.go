@@ -2,12 +2,15 @@ package faults
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/servicetest"
 )
 
 // fillDisk writes a file into dir until the filesystem is full and returns
@@ -40,29 +43,29 @@ func fillDisk(t *testing.T, dir string) string {
 func TestStorageFull(t *testing.T) {
 	t.Parallel()
 	dir := smallDisk(t, 64<<20)
-	env := baseEnv(t)
+	env := servicetest.Env(t)
 	env["DATA_DIR"] = dir
 	env["PUBLISH_TIMEOUT"] = "1s"
-	s := startService(t, env)
-	readyz := s.ops() + "/readyz"
-	waitStatus(t, readyz, http.StatusOK, 15*time.Second)
+	s := servicetest.Start(t, env, slog.LevelError)
+	readyz := s.OpsURL() + "/readyz"
+	servicetest.WaitStatus(t, readyz, http.StatusOK, 15*time.Second)
 
-	l := newLoader(s.ingress(), 9912345, "pipedrive", "change-me", "full").start(4)
+	l := newLoader(s.IngressURL(), 9912345, "pipedrive", "change-me", "full").start(4)
 	defer l.stop()
 	time.Sleep(pick(time.Second, 10*time.Second))
 
 	filler := fillDisk(t, dir)
 	full := time.Now()
-	notReady := waitStatus(t, readyz, http.StatusServiceUnavailable, 5*time.Second)
+	notReady := servicetest.WaitStatus(t, readyz, http.StatusServiceUnavailable, 5*time.Second)
 	time.Sleep(pick(2*time.Second, 30*time.Second))
-	if got := status(readyz); got != http.StatusServiceUnavailable {
+	if got := servicetest.Status(readyz); got != http.StatusServiceUnavailable {
 		t.Errorf("/readyz while the disk is full = %d, want 503", got)
 	}
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
 	freed := time.Now()
-	ready := waitStatus(t, readyz, http.StatusOK, 15*time.Second)
+	ready := servicetest.WaitStatus(t, readyz, http.StatusOK, 15*time.Second)
 	firstOK := firstOKAfter(l, freed, 15*time.Second)
 	time.Sleep(pick(time.Second, 10*time.Second))
 	l.stop()
@@ -79,7 +82,7 @@ func TestStorageFull(t *testing.T) {
 		}
 	}
 	acked := l.acked()
-	stored := streamIDs(t, s.NATSURL(), "PIPEDRIVE")
+	stored := servicetest.StreamIDs(t, s.NATSURL(), "PIPEDRIVE")
 	missing := lost(acked, stored)
 	t.Logf("sent=%d acked=%d stored=%d lost=%d statuses=%s full_requests=%d full_503=%d readyz_503_after=%v readyz_200_after_free=%v first_200_after_free=%v",
 		l.sent.Load(), len(acked), storedWithPrefix(stored, "full"), missing, l.statuses(), during, during503,
