@@ -25,3 +25,13 @@ func smallDisk(t *testing.T, size int64) string {
 	})
 	return dir
 }
+
+// diskFreeBytes is the space left on the filesystem of dir.
+func diskFreeBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	return int64(st.Bavail) * int64(st.Bsize)
+}

@@ -2,10 +2,13 @@ package faults
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -111,4 +114,69 @@ func firstOKAfter(l *loader, t0 time.Time, timeout time.Duration) time.Duration 
 		time.Sleep(20 * time.Millisecond)
 	}
 	return timeout
+}
+
+// bigEvent is a delivery of about size bytes with a unique meta.id.
+func bigEvent(company int64, id string, size int) []byte {
+	b := eventBody(company, id)
+	pad := fmt.Sprintf(`,"pad":"%s"}`, strings.Repeat("x", max(size-len(b), 0)))
+	return append(b[:len(b)-1], pad...)
+}
+
+// TestStoreLimitKeepsDiskFree: the embedded server's store limit keeps the
+// gateway from filling DATA_DIR (a 32 MiB tmpfs). Without STREAM_MAX_BYTES the
+// limit is nats-server's own (75 % of the free space): at it publishes fail
+// with 503 and /readyz says why, with space left on the disk. With
+// STREAM_MAX_BYTES the oldest events go and every delivery is acknowledged.
+func TestStoreLimitKeepsDiskFree(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		maxBytes string
+	}{{"server_limit", ""}, {"stream_max_bytes", "8MiB"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := smallDisk(t, 32<<20)
+			env := servicetest.Env(t)
+			env["DATA_DIR"] = dir
+			env["PUBLISH_TIMEOUT"] = "1s"
+			if tc.maxBytes != "" {
+				env["STREAM_MAX_BYTES"] = tc.maxBytes
+			}
+			s := servicetest.Start(t, env, slog.LevelError)
+			servicetest.WaitStatus(t, s.OpsURL()+"/readyz", http.StatusOK, 15*time.Second)
+			url := s.IngressURL() + "/webhooks/pipedrive/9912345"
+			statuses := map[int]int{}
+			for i := range 200 { // 200 × 256 KiB: 50 MiB, more than the disk
+				status, err := servicetest.Post(url, "pipedrive", "change-me", bigEvent(9912345, fmt.Sprint("big-", i), 256<<10))
+				if err != nil {
+					t.Fatal(err)
+				}
+				statuses[status]++
+			}
+			free := diskFreeBytes(t, dir)
+			t.Logf("statuses %v, DATA_DIR free %d bytes", statuses, free)
+			if free < 4<<20 {
+				t.Errorf("only %d bytes left on DATA_DIR: the store limit did not keep the disk from filling", free)
+			}
+			if tc.maxBytes != "" {
+				if statuses[http.StatusOK] != 200 {
+					t.Errorf("statuses %v, want every delivery acknowledged (the oldest events go)", statuses)
+				}
+				return
+			}
+			if statuses[http.StatusServiceUnavailable] == 0 {
+				t.Fatalf("statuses %v, want 503s at the store limit", statuses)
+			}
+			resp, err := http.Get(s.OpsURL() + "/readyz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "store limit reached") {
+				t.Errorf("/readyz = %d %s, want 503 naming the store limit", resp.StatusCode, body)
+			}
+		})
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -267,20 +268,20 @@ func (r *Relay) isApplied() bool {
 
 // checkEmbedded finds a broken store or JetStream turned off in the
 // embedded server and restarts JetStream once DATA_DIR has room for a few
-// messages again (see the comment at the top of this file).
+// messages again (see the comment at the top of this file). Publishes fail
+// at once only while the event stream itself cannot be written; a broken
+// store of another stream (the company state, a consumer's own stream)
+// still gets JetStream restarted.
 func (r *Relay) checkEmbedded() error {
-	problem := ""
-	if !r.srv.JetStreamEnabled() {
-		problem = "JetStream is disabled"
-	} else if hz := r.srv.Healthz(&server.HealthzOptions{}); hz.Status != "ok" {
-		problem = hz.Error
-	}
+	problem, ours := r.embeddedProblem()
 	if problem == "" {
 		r.health.down.Store(nil)
 		return nil
 	}
 	err := fmt.Errorf("embedded JetStream cannot store events: %s", problem)
-	r.health.down.Store(&err)
+	if ours {
+		r.health.down.Store(&err)
+	}
 	need := 2*r.maxMsg + 1<<20
 	free := diskFree(r.dataDir)
 	if free >= 0 && free < need {
@@ -293,12 +294,30 @@ func (r *Relay) checkEmbedded() error {
 	if rerr := r.restartJetStream(); rerr != nil {
 		return fmt.Errorf("%w; %w", err, rerr)
 	}
-	if hz := r.srv.Healthz(&server.HealthzOptions{}); !r.srv.JetStreamEnabled() || hz.Status != "ok" {
-		return fmt.Errorf("embedded JetStream cannot store events after a restart: %s", hz.Error)
+	if problem, _ := r.embeddedProblem(); problem != "" {
+		return fmt.Errorf("embedded JetStream cannot store events after a restart: %s", problem)
 	}
 	r.health.down.Store(nil)
 	r.log.Info("embedded JetStream restarted and writes again")
 	return nil
+}
+
+// embeddedProblem is what the embedded server's health check finds, and
+// whether it concerns the event stream (or all of JetStream).
+func (r *Relay) embeddedProblem() (problem string, ours bool) {
+	if !r.srv.JetStreamEnabled() {
+		return "JetStream is disabled", true
+	}
+	hz := r.srv.Healthz(&server.HealthzOptions{Details: true})
+	if hz.Status == "ok" {
+		return "", false
+	}
+	var msgs []string
+	for _, e := range hz.Errors {
+		msgs = append(msgs, e.Error)
+		ours = ours || e.Stream == r.cfg.Name || e.Stream == ""
+	}
+	return strings.Join(msgs, "; "), ours
 }
 
 // checkStoreLimit reports the JetStream store limit reached: every publish
