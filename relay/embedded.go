@@ -92,23 +92,6 @@ func storeLimit(s config.Stream, dataDir string, log *slog.Logger) int64 {
 	return limit
 }
 
-// restartJetStream turns JetStream off and on again, which reloads every
-// stream from DATA_DIR. It is how a stream with a write error gets written
-// again: nats-server keeps a store's first write error and returns it for
-// every later write (server/filestore.go setWriteErr, StoreMsg), until the
-// store is opened again.
-func (r *Relay) restartJetStream() error {
-	if err := r.srv.ShutdownJetStream(); err != nil {
-		return fmt.Errorf("failed to stop JetStream: %w", err)
-	}
-	// MaxMemory 0 lets the server size memory as at start; MaxStore is the
-	// limit it started with (0: derived again from the free space).
-	if err := r.srv.EnableJetStream(&server.JetStreamConfig{StoreDir: r.dataDir, MaxStore: r.maxStore}); err != nil {
-		return fmt.Errorf("failed to start JetStream again: %w", err)
-	}
-	return nil
-}
-
 // natsLogger routes the server's log lines to slog.
 type natsLogger struct {
 	log     *slog.Logger
