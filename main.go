@@ -29,26 +29,80 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], envconfig.OsLookuper(), os.Stdout, os.Stderr)
 	stop()
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "pipedrive-gateway:", err)
-		os.Exit(1)
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// exitCode is 0 for success (a command stopped by a signal included) and
+// --help, 2 for a mistake in the command line, 1 for any other error.
+func exitCode(err error, stderr io.Writer) int {
+	var ue usageError
+	switch {
+	case err == nil || errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		if !ue.printed {
+			fmt.Fprintln(stderr, "pipedrive-gateway:", err)
+		}
+		return 2
+	default:
+		fmt.Fprintln(stderr, "pipedrive-gateway:", err)
+		return 1
+	}
+}
+
+// usageError is a mistake in the command line (exit code 2). printed: the
+// flag package has already said what is wrong.
+type usageError struct {
+	err     error
+	printed bool
+}
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, a ...any) error { return usageError{err: fmt.Errorf(format, a...)} }
+
+// parseArgs parses flags wherever they stand among the arguments
+// (`tail 'pipedrive.delete.>' --all`) and returns the other arguments;
+// everything after "--" is an argument.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError{err: err, printed: true}
+		}
+		left := fs.Args()
+		if len(left) == 0 {
+			return rest, nil
+		}
+		if n := len(args) - len(left); n > 0 && args[n-1] == "--" {
+			return append(rest, left...), nil
+		}
+		rest, args = append(rest, left[0]), left[1:]
 	}
 }
 
 const usage = `pipedrive-gateway — Pipedrive webhooks in, NATS JetStream out.
 
 Usage:
-  pipedrive-gateway [serve]        run the gateway (the default)
-  pipedrive-gateway tail [SUBJECT] print events as they arrive (default <prefix>.>)
-  pipedrive-gateway version        print the version
+  pipedrive-gateway [serve]                run the gateway (the default)
+  pipedrive-gateway tail [--all] [SUBJECT] print events as they arrive (default <prefix>.>)
+  pipedrive-gateway version                print the version
 
 Settings come from the environment; see README.md. Each command takes --help.
+Exit codes: 0 done (or stopped by a signal), 1 error, 2 wrong command line.
 `
 
 // run dispatches the subcommand; it is main without the process globals.
 func run(ctx context.Context, args []string, env envconfig.Lookuper, stdout, stderr io.Writer) error {
 	cmd := "serve"
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+	switch {
+	case len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help"):
+		cmd = "help"
+	case len(args) > 0 && args[0] != "" && args[0][0] != '-':
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
@@ -63,7 +117,7 @@ func run(ctx context.Context, args []string, env envconfig.Lookuper, stdout, std
 		return nil
 	default:
 		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown command %q", cmd)
+		return usageErrorf("unknown command %q", cmd)
 	}
 }
 

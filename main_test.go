@@ -44,13 +44,19 @@ func TestServeDefaults(t *testing.T) {
 	a, stop := startApp(t, servicetest.Env(t))
 	ops := "http://" + a.OpsAddr().String()
 	for _, path := range []string{"/healthz", "/readyz"} {
-		resp, err := http.Get(ops + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("%s = %d, want 200", path, resp.StatusCode)
+		// Ready once the company state is loaded, moments after start.
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			resp, err := http.Get(ops + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s = %d for 5s, want 200", path, resp.StatusCode)
+			}
 		}
 	}
 	body, err := os.ReadFile("testdata/v2-change-deal.json")

@@ -20,7 +20,7 @@ All settings come from the environment; see README.md.`
 
 func runServe(ctx context.Context, args []string, env envconfig.Lookuper, stderr io.Writer) error {
 	fs := newFlagSet("serve", "", serveAbout, stderr)
-	if err := fs.Parse(args); err != nil {
+	if _, err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	cfg, err := config.Load(ctx, env)

@@ -11,7 +11,7 @@ const versionAbout = "Prints the version, commit and Go version."
 
 func runVersion(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("version", "", versionAbout, stderr)
-	if err := fs.Parse(args); err != nil {
+	if _, err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, versionString())

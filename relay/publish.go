@@ -18,8 +18,12 @@ func (r *Relay) Subject(ev *event.Event) string { return r.names.get(r.cfg.Subje
 
 // Publish sends the event to JetStream and returns after the PubAck, or
 // with an error wrapping ErrUnavailable once PUBLISH_TIMEOUT has passed or
-// NATS cannot take the message.
+// NATS cannot take the message; at once while the monitor knows that no
+// publish can succeed (a store that keeps a write error).
 func (r *Relay) Publish(ctx context.Context, ev *event.Event) (event.Ack, error) {
+	if down := r.health.down.Load(); down != nil {
+		return event.Ack{}, fmt.Errorf("%w: %w", ErrUnavailable, *down)
+	}
 	names := r.names.get(r.cfg.SubjectPrefix, ev)
 	ctx, span := r.tracer.Start(ctx, names.spanName, producerSpan)
 	defer span.End()
@@ -65,8 +69,10 @@ func (r *Relay) Publish(ctx context.Context, ev *event.Event) (event.Ack, error)
 		if errors.Is(err, nats.ErrMaxPayload) {
 			return event.Ack{}, fmt.Errorf("event too large for NATS: %w", err)
 		}
+		r.health.publishFailed(err)
 		return event.Ack{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	r.health.published()
 	return event.Ack{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
 }
 

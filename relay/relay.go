@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
@@ -30,25 +31,31 @@ var ErrUnavailable = errors.New("jetstream unavailable")
 
 // Relay is a connection to NATS (embedded or external) with the stream set up.
 type Relay struct {
-	cfg    config.Stream
-	maxMsg int64
-	log    *slog.Logger
+	cfg     config.Stream
+	dataDir string
+	maxMsg  int64
+	log     *slog.Logger
 
-	srv *server.Server // nil with an external NATS
-	nc  *nats.Conn
-	js  jetstream.JetStream
+	srv      *server.Server // nil with an external NATS
+	maxStore int64          // JetStream store limit given to the embedded server; 0 = the server's own
+	nc       *nats.Conn
+	js       jetstream.JetStream
 
-	streamReady atomic.Bool
 	// started is set once nc and js are assigned: connection callbacks can
 	// fire before nats.Connect returns and must not touch them before.
 	started atomic.Bool
-	// ensureMu keeps concurrent stream repairs (reconnect handler, readiness
-	// probe, start-up loop) from racing each other.
+	// ensureMu keeps concurrent stream set-ups (start-up, monitor) from
+	// racing each other; applied is set once the stream was made to follow
+	// STREAM_MANAGE, which happens once per process.
 	ensureMu sync.Mutex
+	applied  bool
 	fatal    chan error
+
+	health health
 
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
+	meter  metric.MeterProvider
 	names  nameCache
 }
 
@@ -64,30 +71,36 @@ func WithTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) Op
 	}
 }
 
+// WithMeter makes the relay report the stream's size, message count and
+// limit as gauges.
+func WithMeter(mp metric.MeterProvider) Option { return func(r *Relay) { r.meter = mp } }
+
 // New starts the embedded server when cfg.NATS.URL is empty, connects, and
-// tries once to create or update the stream. With an external server that is
-// not reachable yet, New still succeeds: the connection keeps retrying and
-// Run finishes the set-up; until then Ready reports why it is not ready.
+// sets the stream up as STREAM_MANAGE allows. With an external server that
+// is not reachable yet, New still succeeds: the connection keeps retrying
+// and Run finishes the set-up; until then Ready reports why it is not ready.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger, options ...Option) (*Relay, error) {
 	r := &Relay{
-		cfg:    cfg.Stream,
-		maxMsg: int64(cfg.HTTP.MaxBodyBytes) + config.HeaderReserve,
-		log:    log,
-		fatal:  make(chan error, 1),
-		tracer: tracenoop.NewTracerProvider().Tracer(""),
-		prop:   propagation.TraceContext{},
+		cfg:     cfg.Stream,
+		dataDir: cfg.NATS.DataDir,
+		maxMsg:  int64(cfg.HTTP.MaxBodyBytes) + config.HeaderReserve,
+		log:     log,
+		fatal:   make(chan error, 1),
+		tracer:  tracenoop.NewTracerProvider().Tracer(""),
+		prop:    propagation.TraceContext{},
 	}
+	r.health.init()
 	for _, o := range options {
 		o(r)
 	}
-	opts := r.connOptions(cfg.NATS)
+	opts := r.connOptions()
 	url := cfg.NATS.URL
 	if cfg.NATS.Embedded() {
-		srv, err := startEmbedded(cfg.NATS, r.maxMsg, log)
+		srv, maxStore, err := startEmbedded(cfg, r.maxMsg, log, r.health.kick)
 		if err != nil {
 			return nil, err
 		}
-		r.srv = srv
+		r.srv, r.maxStore = srv, maxStore
 		url = srv.ClientURL()
 		opts = append(opts, nats.InProcessServer(srv))
 	} else {
@@ -112,16 +125,22 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, options ...O
 	r.js = js
 	r.started.Store(true)
 	if err := r.ensureStream(ctx); err != nil {
-		if cfg.NATS.Embedded() || errors.Is(err, errPayloadTooSmall) {
+		if errors.Is(err, errPayloadTooSmall) || (cfg.NATS.Embedded() && !errors.Is(err, errStreamOff)) {
 			r.Close(ctx)
 			return nil, err
 		}
 		log.Warn("stream not ready yet, will retry", "stream", r.cfg.Name, "error", err)
 	}
+	if err := r.registerMetrics(); err != nil {
+		r.Close(ctx)
+		return nil, err
+	}
+	// Readiness has an answer from the first probe on.
+	r.health.set(r.check(ctx))
 	return r, nil
 }
 
-func (r *Relay) connOptions(n config.NATS) []nats.Option {
+func (r *Relay) connOptions() []nats.Option {
 	return []nats.Option{
 		nats.Name("pipedrive-gateway"),
 		nats.MaxReconnects(-1),
@@ -132,18 +151,19 @@ func (r *Relay) connOptions(n config.NATS) []nats.Option {
 		// sending it after Pipedrive has already been told to retry.
 		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			r.streamReady.Store(false)
 			if err != nil { // nil on a deliberate drain or close
 				r.log.Warn("disconnected from NATS", "error", err)
 			}
 		}),
+		// A server that lost its store comes back without the stream: the
+		// monitor looks at once.
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			r.log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted())
-			go r.repairStream()
+			r.health.kick()
 		}),
 		nats.ConnectHandler(func(nc *nats.Conn) {
 			r.log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted())
-			go r.repairStream()
+			r.health.kick()
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			r.log.Warn("NATS error", "error", err)
@@ -166,42 +186,9 @@ func (r *Relay) ClientURL() string {
 	return r.srv.ClientURL()
 }
 
-// Run keeps the stream in place until ctx ends. It returns an error only
-// for a problem that retrying cannot fix.
-func (r *Relay) Run(ctx context.Context) error {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-r.fatal:
-			return err
-		case <-t.C:
-			if !r.streamReady.Load() && r.nc.IsConnected() {
-				r.repairStream()
-			}
-		}
-	}
-}
-
-// Ready reports nil when NATS is connected and the stream exists.
-func (r *Relay) Ready(ctx context.Context) error {
-	if r.srv != nil {
-		if st := r.srv.Healthz(&server.HealthzOptions{JSEnabledOnly: true}); st.Status != "ok" {
-			return fmt.Errorf("embedded NATS server unhealthy: %s", st.Error)
-		}
-	}
-	if !r.nc.IsConnected() {
-		return fmt.Errorf("not connected to NATS (%s)", r.nc.Status())
-	}
-	if _, err := r.js.Stream(ctx, r.cfg.Name); err != nil {
-		r.streamReady.Store(false)
-		go r.repairStream()
-		return fmt.Errorf("stream %s: %w", r.cfg.Name, err)
-	}
-	return nil
-}
+// Run watches the path to storage until ctx ends (see monitor). It returns
+// an error only for a problem that retrying cannot fix.
+func (r *Relay) Run(ctx context.Context) error { return r.monitor(ctx) }
 
 // Close drains the connection, then stops the embedded server. Bounded by ctx.
 func (r *Relay) Close(ctx context.Context) {

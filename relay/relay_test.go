@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/config"
@@ -33,12 +31,23 @@ func load(t *testing.T, env map[string]string) *config.Config {
 	return cfg
 }
 
-func newRelay(t *testing.T, cfg *config.Config) (*relay.Relay, error) {
-	r, err := relay.New(context.Background(), cfg, testlog.New(t))
-	if err == nil {
-		t.Cleanup(func() { r.Close(context.Background()) })
+// newRelay starts a relay and runs it (its monitor) until the test ends.
+func newRelay(t *testing.T, cfg *config.Config, opts ...relay.Option) (*relay.Relay, error) {
+	r, err := relay.New(context.Background(), cfg, testlog.New(t), opts...)
+	if err != nil {
+		return nil, err
 	}
-	return r, err
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("relay run: %v", err)
+		}
+		r.Close(context.Background())
+	})
+	return r, nil
 }
 
 func TestMaxPayloadTooSmall(t *testing.T) {
@@ -64,46 +73,6 @@ func TestEmbeddedFitsMaxBody(t *testing.T) {
 	ev := &event.Event{Action: "create", Object: "deal", ID: "big", CompanyID: "1", Version: "2.0", Attempt: 1, Body: bytes.Repeat([]byte("x"), 4<<20)}
 	if _, err := r.Publish(context.Background(), ev); err != nil {
 		t.Fatalf("publishing a 4 MiB event: %v", err)
-	}
-}
-
-// TestStreamUpdatedAndRepaired: an existing stream with other limits is
-// updated at start; a stream deleted behind the gateway's back is made
-// again and readiness recovers.
-func TestStreamUpdatedAndRepaired(t *testing.T) {
-	t.Parallel()
-	ns := natstest.Run(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	ctx := context.Background()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "PIPEDRIVE", Subjects: []string{"pipedrive.>"}, MaxAge: time.Hour, Storage: jetstream.FileStorage}); err != nil {
-		t.Fatal(err)
-	}
-	r, err := newRelay(t, load(t, map[string]string{"NATS_URL": ns.ClientURL(), "STREAM_MAX_AGE": "48h", "DEDUPE_WINDOW": "5m"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, _ := js.Stream(ctx, "PIPEDRIVE")
-	info, _ := s.Info(ctx)
-	if info.Config.MaxAge != 48*time.Hour || info.Config.Duplicates != 5*time.Minute {
-		t.Errorf("stream not updated: max age %v, duplicates %v", info.Config.MaxAge, info.Config.Duplicates)
-	}
-	if err := js.DeleteStream(ctx, "PIPEDRIVE"); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Ready(ctx); err == nil {
-		t.Fatal("ready without a stream")
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for r.Ready(ctx) != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("stream not re-created")
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -5,6 +5,9 @@
 set -euo pipefail
 
 HELM_VERSION="v3.22.0"
+# The oldest Kubernetes the chart supports (Chart.yaml kubeVersion); helm assumes 1.20
+# when it has no cluster to ask.
+KUBE_VERSION="1.25.0"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 chart="$root/charts/pipedrive-gateway"
 
@@ -34,12 +37,12 @@ fi
 
 for f in "${values[@]}"; do
 	step "helm lint --strict -f ci/$(basename "$f")"
-	"$helm" lint --strict "$chart" --values "$f"
+	"$helm" lint --strict --kube-version "$KUBE_VERSION" "$chart" --values "$f"
 done
 
 for f in "${values[@]}"; do
 	step "helm template -f ci/$(basename "$f")"
-	"$helm" template pipedrive-gateway "$chart" --namespace pipedrive-gateway --values "$f" >/dev/null
+	"$helm" template pipedrive-gateway "$chart" --namespace pipedrive-gateway --kube-version "$KUBE_VERSION" --values "$f" >/dev/null
 done
 
 step "go test ./... in charts/pipedrive-gateway/tests"

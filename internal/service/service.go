@@ -7,9 +7,11 @@ package service
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -37,6 +39,9 @@ type Service struct {
 	bfLease *lease.Lease
 	ingress *serving.Server
 	ops     *serving.Server
+	// stopping is set on SIGTERM: /readyz fails from then on, while the
+	// listeners keep serving for SHUTDOWN_DELAY.
+	stopping atomic.Bool
 }
 
 // Option tunes what the environment does not set; tests use them to make
@@ -98,7 +103,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 			a.close()
 		}
 	}()
-	a.relay, err = relay.New(ctx, cfg, log.With("component", "relay"), relay.WithTracing(o.tel.Tracer, o.tel.Propagator))
+	a.relay, err = relay.New(ctx, cfg, log.With("component", "relay"), relay.WithTracing(o.tel.Tracer, o.tel.Propagator), relay.WithMeter(o.tel.Meter))
 	if err != nil {
 		return nil, err
 	}
@@ -126,6 +131,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		Webhook:   gw.Webhook,
 		PublicURL: publicURL(cfg),
 		Ready: func(ctx context.Context) error {
+			if a.stopping.Load() {
+				return errShuttingDown
+			}
 			if err := a.relay.Ready(ctx); err != nil {
 				return err
 			}
@@ -156,11 +164,33 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 	return a, nil
 }
 
-// Run serves until ctx ends, then shuts down in reverse order: the HTTP
-// servers drain their in-flight requests (each acked or failed), then the
-// NATS connection drains and the embedded server stops.
+var errShuttingDown = errors.New("shutting down")
+
+// Run serves until ctx ends, then shuts down in reverse order: /readyz
+// fails at once while everything keeps serving for SHUTDOWN_DELAY (a load
+// balancer takes the pod out meanwhile), then the HTTP servers stop
+// accepting and drain their in-flight requests (each acked or failed), then
+// the NATS connection drains and the embedded server stops.
 func (a *Service) Run(ctx context.Context) error {
-	g, gctx := errgroup.WithContext(ctx)
+	serving, stopServing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServing()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-serving.Done():
+			return
+		}
+		a.stopping.Store(true)
+		if d := a.cfg.HTTP.ShutdownDelay; d > 0 {
+			a.log.Info("shutting down: not ready, still serving for SHUTDOWN_DELAY", "shutdown_delay", d.String())
+			select {
+			case <-time.After(d):
+			case <-serving.Done():
+			}
+		}
+		stopServing()
+	}()
+	g, gctx := errgroup.WithContext(serving)
 	g.Go(func() error { return a.ingress.Run(gctx) })
 	g.Go(func() error { return a.ops.Run(gctx) })
 	g.Go(func() error { return a.relay.Run(gctx) })

@@ -48,6 +48,14 @@ app.kubernetes.io/part-of: pipedrive-gateway
 {{- default (include "pipedrive-gateway.fullname" .) .Values.secrets.existingSecret }}
 {{- end }}
 
+{{/*
+Name of the Secret holding STATE_KEY and STATE_KEY_PREVIOUS: a Secret of its own,
+kept on uninstall, unless existingSecret holds them.
+*/}}
+{{- define "pipedrive-gateway.stateSecretName" -}}
+{{- default (printf "%s-state-key" (include "pipedrive-gateway.fullname" .)) .Values.secrets.existingSecret }}
+{{- end }}
+
 {{- define "pipedrive-gateway.image" -}}
 {{- $tag := default .Chart.AppVersion .Values.image.tag }}
 {{- if .Values.image.digest }}
@@ -99,6 +107,67 @@ app.kubernetes.io/part-of: pipedrive-gateway
 {{- end }}
 {{- end }}
 
+{{/*
+STREAM_MAX_BYTES: stream.maxBytes; when empty, in embedded mode with a volume of the
+chart's own, 80% of persistence.size minus storeReserve (64MiB, the room the gateway
+keeps for its state): with the stream discarding its oldest events at that size, the
+volume never fills. Sizes in Mi, Gi or Ti only; else nothing is derived.
+*/}}
+{{- define "pipedrive-gateway.streamMaxBytes" -}}
+{{- $v := .Values }}
+{{- if include "pipedrive-gateway.isSet" $v.stream.maxBytes }}
+{{- $v.stream.maxBytes }}
+{{- else if and (eq $v.nats.mode "embedded") $v.persistence.enabled (not $v.persistence.existingClaim) }}
+{{- $size := toString $v.persistence.size }}
+{{- if regexMatch "^[0-9]+(Mi|Gi|Ti)$" $size }}
+{{- $mib := regexReplaceAll "[^0-9]" $size "" | atoi }}
+{{- if hasSuffix "Gi" $size }}{{ $mib = mul $mib 1024 }}{{ end }}
+{{- if hasSuffix "Ti" $size }}{{ $mib = mul $mib 1048576 }}{{ end }}
+{{- $cap := min (sub (div (mul $mib 8) 10) 64) 1048576 }}
+{{- if ge $cap 1 }}{{ printf "%dMiB" $cap }}{{ end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* config.shutdownDelay in seconds ("10s", "1m"). */}}
+{{- define "pipedrive-gateway.shutdownDelaySeconds" -}}
+{{- $d := toString (default "" .Values.config.shutdownDelay) }}
+{{- if hasSuffix "m" $d }}{{ mul (trimSuffix "m" $d | atoi) 60 }}
+{{- else }}{{ trimSuffix "s" $d | atoi }}
+{{- end }}
+{{- end }}
+
+{{/* terminationGracePeriodSeconds: the value, else the shutdown delay + 30 s. */}}
+{{- define "pipedrive-gateway.terminationGrace" -}}
+{{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}
+{{- add (include "pipedrive-gateway.shutdownDelaySeconds" . | atoi) 30 }}
+{{- else }}
+{{- .Values.terminationGracePeriodSeconds }}
+{{- end }}
+{{- end }}
+
+{{/*
+The ports of a comma-separated list of URLs (dict "urls" "a,b" "default" "4222"), as a
+JSON list: a URL's own port, else 443 for https://, else default.
+*/}}
+{{- define "pipedrive-gateway.urlPorts" -}}
+{{- $ports := list }}
+{{- range $u := splitList "," (toString .urls) }}
+{{- $u = trim $u }}
+{{- if $u }}
+{{- $host := regexReplaceAll "^[A-Za-z][A-Za-z0-9+.-]*://" $u "" }}
+{{- $host = regexReplaceAll "^[^@/]*@" $host "" }}
+{{- $host = regexReplaceAll "[/?#].*$" $host "" }}
+{{- $port := regexFind ":[0-9]+$" $host | trimPrefix ":" }}
+{{- if not $port }}
+{{- $port = ternary "443" (toString $.default) (hasPrefix "https://" (lower $u)) }}
+{{- end }}
+{{- $ports = append $ports $port }}
+{{- end }}
+{{- end }}
+{{- toJson (uniq $ports) }}
+{{- end }}
+
 {{/* Settings ---------------------------------------------------------------- */}}
 
 {{/*
@@ -122,6 +191,13 @@ out so the binary's defaults apply.
   "STREAM_MAX_AGE" $v.stream.maxAge
   "STREAM_REPLICAS" $v.stream.replicas
   "DEDUPE_WINDOW" $v.stream.dedupeWindow
+  "STREAM_MAX_BYTES" (include "pipedrive-gateway.streamMaxBytes" .)
+  "STREAM_MANAGE" $v.stream.manage
+  "SHUTDOWN_DELAY" $v.config.shutdownDelay
+  "OAUTH_INSTALL" $v.pipedrive.oauthInstall
+  "RECONCILE_CONCURRENCY" $v.pipedrive.reconcileConcurrency
+  "BACKFILL" $v.backfill.enabled
+  "BACKFILL_MAX_TOKENS" $v.backfill.maxTokens
   "PIPEDRIVE_CLIENT_ID" $v.pipedrive.clientId
   "PIPEDRIVE_API_URL" $v.pipedrive.apiUrl
   "PIPEDRIVE_OAUTH_URL" $v.pipedrive.oauthUrl
@@ -152,18 +228,29 @@ out so the binary's defaults apply.
 {{- end }}
 
 {{/*
-The env secrets: [env name, value in values, key name in the Secret].
+The env secrets: [env name, value in values, key name in the Secret, "state" for the
+keys that live in the state-key Secret].
 */}}
 {{- define "pipedrive-gateway.secretSpecs" -}}
 {{- $s := .Values.secrets }}
 {{- $specs := list
-  (list "ADMIN_TOKEN" $s.adminToken $s.keys.adminToken)
-  (list "STATE_KEY" $s.stateKey $s.keys.stateKey)
-  (list "PIPEDRIVE_API_TOKENS" $s.pipedriveApiTokens $s.keys.pipedriveApiTokens)
-  (list "PIPEDRIVE_CLIENT_SECRET" $s.pipedriveClientSecret $s.keys.pipedriveClientSecret)
-  (list "WEBHOOK_PASSWORD" $s.webhookPassword $s.keys.webhookPassword)
+  (list "ADMIN_TOKEN" $s.adminToken $s.keys.adminToken "")
+  (list "STATE_KEY" $s.stateKey $s.keys.stateKey "state")
+  (list "STATE_KEY_PREVIOUS" $s.stateKeyPrevious $s.keys.stateKeyPrevious "state")
+  (list "PIPEDRIVE_API_TOKENS" $s.pipedriveApiTokens $s.keys.pipedriveApiTokens "")
+  (list "PIPEDRIVE_CLIENT_SECRET" $s.pipedriveClientSecret $s.keys.pipedriveClientSecret "")
+  (list "WEBHOOK_PASSWORD" $s.webhookPassword $s.keys.webhookPassword "")
 }}
 {{- toJson $specs }}
+{{- end }}
+
+{{/* Data of the state-key Secret as "key: base64" lines. */}}
+{{- define "pipedrive-gateway.stateSecretData" -}}
+{{- range $spec := include "pipedrive-gateway.secretSpecs" . | fromJsonArray }}
+{{- if and (index $spec 1) (index $spec 2) (eq (index $spec 3) "state") }}
+{{ index $spec 2 }}: {{ index $spec 1 | b64enc | quote }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/* Data of the chart's Secret as "key: base64" lines. */}}
@@ -171,7 +258,7 @@ The env secrets: [env name, value in values, key name in the Secret].
 {{- range $spec := include "pipedrive-gateway.secretSpecs" . | fromJsonArray }}
 {{- $value := index $spec 1 }}
 {{- $key := index $spec 2 }}
-{{- if and $value $key }}
+{{- if and $value $key (ne (index $spec 3) "state") }}
 {{ $key }}: {{ $value | b64enc | quote }}
 {{- end }}
 {{- end }}
@@ -190,6 +277,7 @@ The env secrets: [env name, value in values, key name in the Secret].
 {{/* Container env: secrets via secretKeyRef, NATS files as paths, then extraEnv. */}}
 {{- define "pipedrive-gateway.env" -}}
 {{- $secretName := include "pipedrive-gateway.secretName" . }}
+{{- $stateSecretName := include "pipedrive-gateway.stateSecretName" . }}
 {{- $existing := .Values.secrets.existingSecret }}
 {{- range $spec := include "pipedrive-gateway.secretSpecs" . | fromJsonArray }}
 {{- $name := index $spec 0 }}
@@ -199,7 +287,7 @@ The env secrets: [env name, value in values, key name in the Secret].
 - name: {{ $name }}
   valueFrom:
     secretKeyRef:
-      name: {{ $secretName }}
+      name: {{ ternary $stateSecretName $secretName (eq (index $spec 3) "state") }}
       key: {{ $key }}
       {{- if $existing }}
       optional: true
@@ -308,6 +396,14 @@ The env secrets: [env name, value in values, key name in the Secret].
 {{- fail "podDisruptionBudget: set exactly one of minAvailable and maxUnavailable (the other \"\")" }}
 {{- end }}
 {{- end }}
+{{- $delay := include "pipedrive-gateway.shutdownDelaySeconds" . | atoi }}
+{{- if gt $delay 300 }}
+{{- fail (printf "config.shutdownDelay=%s: at most 5m (the gateway refuses a longer SHUTDOWN_DELAY)" (toString $v.config.shutdownDelay)) }}
+{{- end }}
+{{- $grace := include "pipedrive-gateway.terminationGrace" . | atoi }}
+{{- if lt $grace (add $delay 10) }}
+{{- fail (printf "terminationGracePeriodSeconds=%d leaves less than 10 s after config.shutdownDelay (%ds) to finish in-flight requests and drain NATS: set at least %d, or null to derive it" $grace $delay (add $delay 10)) }}
+{{- end }}
 {{- $_ := include "pipedrive-gateway.httpPort" . }}
 {{- $_ := include "pipedrive-gateway.opsPort" . }}
 {{- end }}
@@ -341,7 +437,7 @@ spec:
   {{- end }}
   securityContext:
     {{- toYaml .Values.podSecurityContext | nindent 4 }}
-  terminationGracePeriodSeconds: {{ .Values.terminationGracePeriodSeconds }}
+  terminationGracePeriodSeconds: {{ include "pipedrive-gateway.terminationGrace" . }}
   containers:
     - name: gateway
       image: {{ include "pipedrive-gateway.image" . | quote }}

@@ -151,8 +151,11 @@ func checkAlerts(t *testing.T, m manifests) {
 		"PipedriveGatewayReconcileErrors":         `pipedrive_gateway_reconcile_runs_total{namespace="gw",job="pg-pipedrive-gateway-ops",result=~"error|retry"}`,
 		"PipedriveGatewayCompanyWebhookUnhealthy": "pipedrive_gateway_company_webhook_healthy",
 		"PipedriveGatewayNoLeader":                "pipedrive_gateway_leader",
-		"PipedriveGatewayWebhookBanRisk":          "pipedrive_gateway_first_attempt_failures",
-		"PipedriveGatewayBackfillIncomplete":      `pipedrive_gateway_backfill_runs_total{namespace="gw",job="pg-pipedrive-gateway-ops",result=~"incomplete|failed"}`,
+		// A per-replica counter: only a sum over replicas counts a company's failures.
+		"PipedriveGatewayWebhookBanRisk": `sum by (company_id) (increase(pipedrive_gateway_first_attempt_failures_total{namespace="gw",job="pg-pipedrive-gateway-ops"}[30m])) >= 5`,
+		"PipedriveGatewayStreamFull":     `pipedrive_gateway_stream_size_bytes{namespace="gw",job="pg-pipedrive-gateway-ops"} / pipedrive_gateway_stream_limit_bytes{namespace="gw",job="pg-pipedrive-gateway-ops"}) > 0.8`,
+		// Runs end on whichever replica leads: summed over replicas too.
+		"PipedriveGatewayBackfillIncomplete": `sum by (company_id) (increase(pipedrive_gateway_backfill_runs_total{namespace="gw",job="pg-pipedrive-gateway-ops",result=~"incomplete|failed"}[1h])) > 0`,
 	}
 	got := map[string]string{}
 	for _, g := range m.PrometheusRules[0].Spec.Groups {
@@ -186,7 +189,7 @@ func TestExistingSecret(t *testing.T) {
 			got[e.Name] = ref.SecretKeyRef.Key
 		}
 	}
-	want := map[string]string{"ADMIN_TOKEN": "ADMIN_TOKEN", "STATE_KEY": "STATE_KEY", "PIPEDRIVE_API_TOKENS": "PIPEDRIVE_API_TOKENS"}
+	want := map[string]string{"ADMIN_TOKEN": "ADMIN_TOKEN", "STATE_KEY": "STATE_KEY", "STATE_KEY_PREVIOUS": "STATE_KEY_PREVIOUS", "PIPEDRIVE_API_TOKENS": "PIPEDRIVE_API_TOKENS"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("secret env = %v, want %v (keys set to \"\" are not read)", got, want)
 	}
@@ -202,7 +205,7 @@ func TestExistingSecret(t *testing.T) {
 	}
 }
 
-// TestEverySettingReachable: each SPEC §2 variable can be set from values.
+// TestEverySettingReachable: each setting of the binary can be set from values.
 func TestEverySettingReachable(t *testing.T) {
 	t.Parallel()
 	all := settings(t, render(t, filepath.Join("testdata", "all-settings-values.yaml")))
@@ -265,6 +268,10 @@ func TestInvalidValues_Fail(t *testing.T) {
 			want: "additional properties 'host' not allowed"},
 		{name: "otel_env_not_otel", sets: []string{"otel.env.FOO=1"},
 			want: "^OTEL_"},
+		{name: "otlp_http_json", sets: []string{"otel.exporterOtlpProtocol=http/json"},
+			want: "/otel/exporterOtlpProtocol"},
+		{name: "stream_manage_unknown", sets: []string{"stream.manage=always"},
+			want: "/stream/manage"},
 		{name: "service_on_loopback", sets: []string{"nats.embedded.service.enabled=true"},
 			want: "nats.embedded.listen on a pod address"},
 	}

@@ -1,30 +1,34 @@
 package tests
 
 import (
+	"cmp"
 	"path"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 )
 
-// specSettings is every variable of SPEC §2 (OTEL_* aside).
+// specSettings is every variable the binary reads (OTEL_* aside), as the main README's
+// configuration table lists them.
 var specSettings = []string{
 	"HTTP_ADDR", "OPS_ADDR", "PUBLIC_URL",
 	"NATS_URL", "NATS_CREDS", "NATS_NKEY_SEED", "NATS_TLS_CA", "NATS_TLS_CERT", "NATS_TLS_KEY",
 	"EMBEDDED_NATS_LISTEN", "DATA_DIR",
-	"SUBJECT_PREFIX", "STREAM_NAME", "STREAM_MAX_AGE", "STREAM_REPLICAS", "DEDUPE_WINDOW",
-	"PUBLISH_TIMEOUT", "MAX_BODY_BYTES",
+	"SUBJECT_PREFIX", "STREAM_NAME", "STREAM_MAX_AGE", "STREAM_REPLICAS", "STREAM_MAX_BYTES", "STREAM_MANAGE",
+	"DEDUPE_WINDOW", "PUBLISH_TIMEOUT", "MAX_BODY_BYTES",
 	"PIPEDRIVE_API_TOKENS", "WEBHOOK_USER", "WEBHOOK_PASSWORD",
 	"PIPEDRIVE_CLIENT_ID", "PIPEDRIVE_CLIENT_SECRET", "PIPEDRIVE_API_URL", "PIPEDRIVE_OAUTH_URL",
-	"RESYNC_INTERVAL", "WEBHOOK_NAME", "ADMIN_TOKEN", "STATE_KEY",
+	"RECONCILE_CONCURRENCY", "RESYNC_INTERVAL", "WEBHOOK_NAME", "ADMIN_TOKEN", "OAUTH_INSTALL",
+	"STATE_KEY", "STATE_KEY_PREVIOUS", "SHUTDOWN_DELAY", "BACKFILL", "BACKFILL_MAX_TOKENS",
 	"LOG_LEVEL", "LOG_FORMAT",
 }
 
 // secretSettings must come from a Secret through secretKeyRef, never as a value.
 var secretSettings = []string{
-	"ADMIN_TOKEN", "STATE_KEY", "PIPEDRIVE_API_TOKENS", "PIPEDRIVE_CLIENT_SECRET", "WEBHOOK_PASSWORD",
+	"ADMIN_TOKEN", "STATE_KEY", "STATE_KEY_PREVIOUS", "PIPEDRIVE_API_TOKENS", "PIPEDRIVE_CLIENT_SECRET", "WEBHOOK_PASSWORD",
 }
 
 // fileSettings are paths to files that must be mounted from a Secret volume.
@@ -32,7 +36,7 @@ var fileSettings = []string{
 	"NATS_CREDS", "NATS_NKEY_SEED", "NATS_TLS_CA", "NATS_TLS_CERT", "NATS_TLS_KEY",
 }
 
-// publicPaths are the only paths the Ingress may route (SPEC §3).
+// publicPaths are the only paths the Ingress may route.
 var publicPaths = []string{"/webhooks/pipedrive", "/oauth/install", "/oauth/callback"}
 
 func knownSetting(name string) bool {
@@ -138,8 +142,15 @@ func checkCommon(t *testing.T, m manifests) {
 	if pod.Spec.AutomountServiceAccountToken == nil || *pod.Spec.AutomountServiceAccountToken {
 		t.Errorf("automountServiceAccountToken must be false")
 	}
-	if g := pod.Spec.TerminationGracePeriodSeconds; g == nil || *g <= 10 {
-		t.Errorf("terminationGracePeriodSeconds = %v, want more than the gateway's 10 s HTTP grace", g)
+	delay, err := time.ParseDuration(cmp.Or(settings(t, m)["SHUTDOWN_DELAY"], "0s"))
+	if err != nil {
+		t.Errorf("SHUTDOWN_DELAY: %v", err)
+	}
+	if g := pod.Spec.TerminationGracePeriodSeconds; g == nil || time.Duration(*g)*time.Second < delay+10*time.Second {
+		t.Errorf("terminationGracePeriodSeconds = %v, want SHUTDOWN_DELAY (%v) plus at least 10 s to drain", g, delay)
+	}
+	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Sleep != nil {
+		t.Errorf("a preStop sleep action needs Kubernetes 1.30; SHUTDOWN_DELAY does its work")
 	}
 	if c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
 		t.Errorf("resources = %+v, want memory request and limit", c.Resources)
@@ -197,7 +208,7 @@ func checkEnv(t *testing.T, m manifests, c corev1.Container, pod corev1.PodTempl
 	t.Helper()
 	for _, e := range c.Env {
 		if !knownSetting(e.Name) {
-			t.Errorf("env %s is not a SPEC §2 setting nor OTEL_*", e.Name)
+			t.Errorf("env %s is not a setting of the binary nor OTEL_*", e.Name)
 		}
 		if e.ValueFrom == nil && e.Value == "" {
 			t.Errorf("env %s rendered empty: it would override the binary's default", e.Name)
@@ -218,7 +229,7 @@ func checkEnv(t *testing.T, m manifests, c corev1.Container, pod corev1.PodTempl
 		cm := configMap(t, m, ef.ConfigMapRef.Name)
 		for k, v := range cm.Data {
 			if !knownSetting(k) {
-				t.Errorf("ConfigMap %s key %s is not a SPEC §2 setting nor OTEL_*", cm.Name, k)
+				t.Errorf("ConfigMap %s key %s is not a setting of the binary nor OTEL_*", cm.Name, k)
 			}
 			if slices.Contains(secretSettings, k) || slices.Contains(fileSettings, k) {
 				t.Errorf("ConfigMap %s holds %s, which belongs in a Secret", cm.Name, k)

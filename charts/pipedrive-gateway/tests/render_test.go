@@ -1,6 +1,6 @@
 // Package tests renders the pipedrive-gateway Helm chart with `helm template` and checks
 // the manifests: strictly decoded into the Kubernetes types, then held to the rules the
-// gateway's contract (SPEC §2, §3, §6) and its safe defaults need.
+// gateway's settings, routes and probes (the main README) and its safe defaults need.
 package tests
 
 import (
@@ -29,6 +29,9 @@ const (
 	release   = "pg"
 	namespace = "gw"
 	fullname  = "pg-pipedrive-gateway"
+	// kubeVersion is the oldest Kubernetes the chart supports (Chart.yaml kubeVersion);
+	// helm template assumes 1.20 unless told.
+	kubeVersion = "1.25.0"
 )
 
 // helmBinary finds helm ($HELM, else PATH). Without it the tests skip on a developer's
@@ -52,7 +55,7 @@ func helmBinary(t *testing.T) string {
 func helmTemplate(t *testing.T, valuesFiles []string, sets ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	helm := helmBinary(t)
-	args := []string{"template", release, chartDir, "--namespace", namespace}
+	args := []string{"template", release, chartDir, "--namespace", namespace, "--kube-version", kubeVersion}
 	for _, f := range valuesFiles {
 		args = append(args, "--values", f)
 	}
