@@ -87,8 +87,12 @@ func (o *outMsg) fill(ev *event.Event, ceType string) {
 	if ev.WebhookID != "" {
 		o.set(event.HeaderWebhookID, ev.WebhookID)
 	}
-	o.set(event.HeaderWebhookVersion, ev.Version)
-	o.set(event.HeaderAttempt, strconv.Itoa(ev.Attempt)) // no allocation below 100
+	// A gap status event is the gateway's own, not a Pipedrive delivery:
+	// it has no webhook version and no attempt.
+	if ev.Version != "" {
+		o.set(event.HeaderWebhookVersion, ev.Version)
+		o.set(event.HeaderAttempt, strconv.Itoa(ev.Attempt)) // no allocation below 100
+	}
 	if ev.Backfill != "" {
 		o.set(event.HeaderBackfill, ev.Backfill)
 	}
