@@ -32,7 +32,11 @@ type Publisher interface {
 }
 
 // Credentials gives the Basic credentials of a managed company. It is
-// called on every request, so implementations answer from memory.
+// called on every request, so implementations answer from memory. ok with
+// an empty user means a company whose credentials cannot be read right now
+// (its stored record is unreadable, or not loaded yet): its deliveries get
+// 503, so Pipedrive retries, and the static credentials are never accepted
+// for it.
 type Credentials interface {
 	WebhookCredentials(companyID string) (user, password string, ok bool)
 }
@@ -84,28 +88,43 @@ func New(opts Options, pub Publisher, creds Credentials, log *slog.Logger) *Gate
 // included ({"error","message"}, as the router's error handler does).
 func (g *Gateway) Webhook(c echo.Context) error { return g.handleWebhook(c) }
 
+// authResult is what the credentials of a delivery allow.
+type authResult int
+
+const (
+	authOK          authResult = iota
+	authDenied                 // 401
+	authUnreadable             // 503: the company's credentials cannot be read
+)
+
 // authorize checks Basic credentials for companyID in constant time. A
 // managed company accepts only its own credentials; any other company
 // accepts the static ones when they are set.
-func (g *Gateway) authorize(r *http.Request, companyID string) bool {
-	var buf [512]byte
-	user, pass, ok := basicAuth(r.Header.Get("Authorization"), buf[:])
-	if !ok {
-		return false
-	}
+func (g *Gateway) authorize(r *http.Request, companyID string) authResult {
 	wantUser, wantPass, managed := "", "", false
 	if g.creds != nil {
 		wantUser, wantPass, managed = g.creds.WebhookCredentials(companyID)
 	}
+	if managed && wantUser == "" {
+		return authUnreadable
+	}
+	var buf [512]byte
+	user, pass, ok := basicAuth(r.Header.Get("Authorization"), buf[:])
+	if !ok {
+		return authDenied
+	}
 	if !managed {
 		if g.opts.StaticUser == "" {
-			return false
+			return authDenied
 		}
 		wantUser, wantPass = g.opts.StaticUser, g.opts.StaticPassword
 	}
 	u := subtle.ConstantTimeCompare(user, []byte(wantUser))
 	p := subtle.ConstantTimeCompare(pass, []byte(wantPass))
-	return u&p == 1
+	if u&p != 1 {
+		return authDenied
+	}
+	return authOK
 }
 
 // basicAuth decodes "Basic base64(user:password)" into buf, as

@@ -70,8 +70,14 @@ func (g *Gateway) ingest(ctx context.Context, req *http.Request, d *delivery) *r
 		return reject(http.StatusNotFound, reasonNotFound, "company id must be a canonical decimal number")
 	}
 	// Credentials first: an unauthenticated caller never makes us read a body.
-	if !g.authorize(req, d.companyID) {
+	switch g.authorize(req, d.companyID) {
+	case authDenied:
 		return reject(http.StatusUnauthorized, reasonUnauthorized, "missing or wrong credentials")
+	case authUnreadable:
+		// A managed company whose credentials cannot be read: Pipedrive
+		// retries a 503; a 401 would count as wrong credentials, and the
+		// static ones must never stand in for its own.
+		return reject(http.StatusServiceUnavailable, reasonUnreadable, "this company's credentials cannot be checked right now; retry later")
 	}
 	d.authenticated = true
 	if req.ContentLength > g.opts.MaxBodyBytes {

@@ -37,10 +37,13 @@ const (
 	reasonMismatch     reason = "company_mismatch"
 	reasonAmbiguous    reason = "ambiguous_payload"
 	reasonUnavailable  reason = "unavailable" // publish failed: 503, counted as a publish error
+	// reasonUnreadable: a managed company whose stored credentials cannot
+	// be read (SPEC §5): 503, never 401, never the static credentials.
+	reasonUnreadable reason = "credentials_unreadable"
 )
 
 // rejections are the reasons of the 4xx answers, each counted from start.
-var rejections = []reason{reasonNotFound, reasonUnauthorized, reasonTooLarge, reasonInvalid, reasonMismatch, reasonAmbiguous}
+var rejections = []reason{reasonNotFound, reasonUnauthorized, reasonUnreadable, reasonTooLarge, reasonInvalid, reasonMismatch, reasonAmbiguous}
 
 // code is the "error" of the JSON answer. A company mismatch is, to the
 // sender, an invalid payload; the metric keeps the detail.

@@ -1,8 +1,11 @@
 package subscriptions
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/internal/store"
@@ -39,30 +42,64 @@ func viewOf(c *store.Company) View {
 	return v
 }
 
-// get reads one company as a View.
+// unreadableView is a company whose record cannot be read: only its id is
+// known, its state is "error" and last_error says why.
+func unreadableView(e *store.UnreadableError) View {
+	return View{CompanyID: e.ID, State: store.StateError, LastError: e.Error()}
+}
+
+// views lists readable and unreadable companies together, ordered by id.
+func views(companies []*store.Company, bad []*store.UnreadableError) []View {
+	out := make([]View, 0, len(companies)+len(bad))
+	for _, c := range companies {
+		out = append(out, viewOf(c))
+	}
+	for _, b := range bad {
+		out = append(out, unreadableView(b))
+	}
+	slices.SortFunc(out, func(a, b View) int { return cmp.Compare(a.CompanyID, b.CompanyID) })
+	return out
+}
+
+// get reads one company as a View; an unreadable record is a View in state
+// "error".
 func (m *Manager) get(ctx context.Context, id int64) (View, error) {
 	c, err := m.store.Get(ctx, id)
+	var ue *store.UnreadableError
+	if errors.As(err, &ue) {
+		return unreadableView(ue), nil
+	}
 	if err != nil {
 		return View{}, err
 	}
 	return viewOf(c), nil
 }
 
-// Companies lists every connected company, ordered by id.
+// Company returns one connected company; ErrUnknownCompany if it is not.
+func (m *Manager) Company(ctx context.Context, id int64) (View, error) { return m.get(ctx, id) }
+
+// Companies lists every connected company, ordered by id, those whose
+// record is unreadable included (state "error").
 func (m *Manager) Companies(ctx context.Context) ([]View, error) {
-	companies, err := m.store.List(ctx)
+	companies, bad, err := m.store.List(ctx)
 	if err != nil {
 		return nil, err
 	}
-	views := make([]View, 0, len(companies))
-	for _, c := range companies {
-		views = append(views, viewOf(c))
-	}
-	return views, nil
+	return views(companies, bad), nil
 }
 
+// ErrUnreadable means the company's stored record cannot be read (changed
+// outside the gateway, or sealed with a key the gateway does not have): it
+// is not reconciled, and cannot be reconnected over, until that is fixed.
+var ErrUnreadable = store.ErrUnreadable
+
+// ErrNotDisconnected means our webhook could not be deleted at Pipedrive,
+// so the company is kept; a forced disconnect forgets it anyway.
+var ErrNotDisconnected = errors.New("the webhook could not be deleted at Pipedrive, so the company is kept (force=true forgets it anyway)")
+
 // Reconcile runs the company now (on the leader) and returns it.
-// ErrUnknownCompany if it is not connected, ErrNoLeader if nobody leads.
+// ErrUnknownCompany if it is not connected, ErrUnreadable if its record
+// cannot be read, ErrNoLeader if nobody leads.
 func (m *Manager) Reconcile(ctx context.Context, id int64) (View, error) {
 	if _, err := m.store.Get(ctx, id); err != nil {
 		return View{}, err
@@ -78,25 +115,27 @@ func (m *Manager) Reconcile(ctx context.Context, id int64) (View, error) {
 }
 
 // Disconnect deletes the company's webhook at Pipedrive (on the leader),
-// then forgets the company; its credentials stop working at once.
-func (m *Manager) Disconnect(ctx context.Context, id int64) error {
-	if _, err := m.store.Get(ctx, id); err != nil {
+// then forgets the company; its credentials stop working at once. When the
+// webhook cannot be deleted it returns ErrNotDisconnected with the reason
+// and keeps the company, unless force is set.
+func (m *Manager) Disconnect(ctx context.Context, id int64, force bool) error {
+	if _, err := m.store.Get(ctx, id); err != nil && !errors.Is(err, store.ErrUnreadable) {
 		return err
 	}
-	rep, err := m.send(ctx, opDisconnect, id)
+	rep, err := m.sendCommand(ctx, command{Op: opDisconnect, CompanyID: id, Force: force})
 	if err != nil {
 		return err
 	}
 	if rep.Error != "" {
-		return errors.New(rep.Error)
+		return fmt.Errorf("%w: %s", ErrNotDisconnected, rep.Error)
 	}
 	m.cache.forget(id)
 	return nil
 }
 
 // disconnect is the leader's job for Disconnect.
-func (m *Manager) disconnect(ctx context.Context, id int64) result {
-	res := m.rec.disconnect(ctx, id)
+func (m *Manager) disconnect(ctx context.Context, id int64, force bool) result {
+	res := m.rec.disconnect(ctx, id, force)
 	if res.gone {
 		m.cache.forget(id)
 	}

@@ -33,32 +33,6 @@ func (m *Manager) ConnectToken(ctx context.Context, token string) (View, error) 
 	return m.reconcileAndGet(ctx, c.ID)
 }
 
-// AuthorizeURL is where the OAuth install sends the browser; state comes
-// back to the callback with the code.
-func (m *Manager) AuthorizeURL(state string) string {
-	return m.api.AuthorizeURL(m.opts.OAuthRedirectURL, state)
-}
-
-// ConnectOAuth exchanges the authorisation code of an OAuth install (an
-// ErrRejected if Pipedrive does not), stores the company and reconciles it.
-func (m *Manager) ConnectOAuth(ctx context.Context, code string) (View, error) {
-	tok, err := m.api.ExchangeCode(ctx, code, m.opts.OAuthRedirectURL)
-	if err != nil {
-		return View{}, fmt.Errorf("%w: the authorisation code: %v", ErrRejected, err)
-	}
-	me, err := m.api.Me(ctx, pipedrive.DomainFromAPIDomain(tok.APIDomain), pipedrive.Credentials{AccessToken: tok.AccessToken})
-	if err != nil {
-		return View{}, fmt.Errorf("failed to identify the company: %w", err)
-	}
-	c, err := m.upsert(ctx, me, store.AuthOAuth, func(s *store.Secrets) {
-		s.AccessToken, s.RefreshToken, s.AccessExpiresAt = tok.AccessToken, tok.RefreshToken, tok.ExpiresAt
-	})
-	if err != nil {
-		return View{}, err
-	}
-	return m.reconcileAndGet(ctx, c.ID)
-}
-
 // reconcileAndGet asks the leader for a run and returns the company as it
 // is afterwards. Without a leader the company stays pending: the leader
 // picks it up when there is one.
@@ -66,6 +40,9 @@ func (m *Manager) reconcileAndGet(ctx context.Context, id int64) (View, error) {
 	if _, err := m.send(ctx, opReconcile, id); err != nil {
 		m.log.Warn("reconcile not confirmed", "company_id", id, "error", err)
 	}
+	// The wait may have used up ctx; the answer is still owed.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
 	return m.get(ctx, id)
 }
 
@@ -89,9 +66,15 @@ func (m *Manager) connectConfigured(ctx context.Context) {
 
 // upsert stores a company found through /users/me with new credentials. An
 // existing company keeps its webhook credentials and webhook id; only its
-// API credentials and domain change.
-func (m *Manager) upsert(ctx context.Context, me pipedrive.User, auth string, set func(*store.Secrets)) (*store.Company, error) {
+// API credentials and domain change, and only if every guard allows it.
+// An unreadable record is never overwritten: its error is returned.
+func (m *Manager) upsert(ctx context.Context, me pipedrive.User, auth string, set func(*store.Secrets), guards ...func(*store.Company) error) (*store.Company, error) {
 	c, err := m.store.Modify(ctx, me.CompanyID, func(c *store.Company) error {
+		for _, g := range guards {
+			if err := g(c); err != nil {
+				return err
+			}
+		}
 		c.Auth = auth
 		if me.CompanyDomain != "" {
 			c.Domain = me.CompanyDomain
@@ -116,7 +99,7 @@ func (m *Manager) upsert(ctx context.Context, me pipedrive.User, auth string, se
 	set(&c.Secrets)
 	if err := m.store.Create(ctx, c); err != nil {
 		if errors.Is(err, store.ErrConflict) { // connected concurrently: update that one
-			return m.upsert(ctx, me, auth, set)
+			return m.upsert(ctx, me, auth, set, guards...)
 		}
 		return nil, err
 	}

@@ -58,7 +58,7 @@ func newEnv(t *testing.T, edit ...func(*Options)) *env {
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	if e.inspect, err = store.Open(context.Background(), js, "PIPEDRIVE_COMPANIES", 1, e.m.opts.StateKey); err != nil {
+	if e.inspect, err = store.Open(context.Background(), js, "PIPEDRIVE_COMPANIES", 1, e.m.keys); err != nil {
 		t.Fatal(err)
 	}
 	return e

@@ -28,6 +28,8 @@ import (
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/lease"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/sched"
 	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive"
+	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/internal/grants"
+	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/internal/keys"
 	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/internal/store"
 )
 
@@ -48,6 +50,13 @@ type Options struct {
 	StreamName string
 	Replicas   int
 	StateKey   []byte
+	// PreviousStateKeys are earlier keys (STATE_KEY_PREVIOUS): records
+	// sealed with one are read and sealed again with StateKey, and commands
+	// signed with one are accepted, so a rotation loses nothing.
+	PreviousStateKeys [][]byte
+	// OpenInstall lets anyone start an OAuth install (OAUTH_INSTALL=open);
+	// otherwise an install needs a ticket from NewInstallTicket.
+	OpenInstall bool
 	// LeaseTTL bounds how long a dead leader blocks the others (default 15s).
 	LeaseTTL time.Duration
 	// ReplicaID names this replica in the lease (default hostname + random).
@@ -66,7 +75,12 @@ type Manager struct {
 	opts  Options
 	nc    *nats.Conn
 	api   *pipedrive.Client
+	keys  *keys.Ring
 	store *store.Store
+	// grants keeps install tickets and OAuth states.
+	grants *grants.Grants
+	// seen remembers the nonces of the commands the leader accepted.
+	seen  *nonces
 	cache *credentialCache
 	lease *lease.Lease
 	sched *sched.Scheduler[result]
@@ -95,7 +109,15 @@ func New(ctx context.Context, opts Options, nc *nats.Conn, js jetstream.JetStrea
 		host, _ := os.Hostname()
 		opts.ReplicaID = host + "-" + randomHex(4)
 	}
-	st, err := store.Open(ctx, js, opts.StreamName+"_COMPANIES", opts.Replicas, opts.StateKey)
+	ring, err := keys.New(opts.StateKey, opts.PreviousStateKeys...)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, js, opts.StreamName+"_COMPANIES", opts.Replicas, ring)
+	if err != nil {
+		return nil, err
+	}
+	gr, err := grants.Open(ctx, js, opts.StreamName+"_INSTALLS", opts.Replicas, ring)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +130,7 @@ func New(ctx context.Context, opts Options, nc *nats.Conn, js jetstream.JetStrea
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{opts: opts, nc: nc, api: api, store: st, lease: l, log: log, cache: newCredentialCache(st, log)}
+	m := &Manager{opts: opts, nc: nc, api: api, keys: ring, store: st, grants: gr, seen: newNonces(), lease: l, log: log, cache: newCredentialCache(st, log)}
 	m.rec = &reconciler{
 		store: st, api: api, webhookURL: opts.WebhookURL, name: opts.WebhookName,
 		now: opts.Clock.Now, log: log, metrics: opts.Metrics, onWebhook: opts.OnWebhook,
@@ -119,17 +141,22 @@ func New(ctx context.Context, opts Options, nc *nats.Conn, js jetstream.JetStrea
 }
 
 // WebhookCredentials returns the Basic credentials of a managed company,
-// from memory: the ingress asks on every request.
+// from memory: the ingress asks on every request. A managed company whose
+// credentials cannot be read (its record is unreadable, or the records are
+// not loaded yet) has ok set and an empty user: its deliveries get 503,
+// never 401 and never the static credentials.
 func (m *Manager) WebhookCredentials(companyID string) (user, password string, ok bool) {
 	return m.cache.lookup(companyID)
 }
 
-// Ready reports nil once the credentials of every company are loaded.
+// Ready reports nil once the credentials of every company are loaded and
+// every company record is readable; otherwise the reason, naming the
+// unreadable records.
 func (m *Manager) Ready(context.Context) error {
 	if !m.cache.synced.Load() {
 		return errors.New("company credentials not loaded yet")
 	}
-	return nil
+	return m.cache.unreadable()
 }
 
 // Run keeps the credentials current and campaigns for the lead until ctx
@@ -173,19 +200,21 @@ func (m *Manager) lead(ctx context.Context) {
 // syncSchedule adds every stored company to the scheduler; new ones run
 // now, spread over a few seconds so that a restart does not burst.
 func (m *Manager) syncSchedule(ctx context.Context) {
-	companies, err := m.store.List(ctx)
+	companies, bad, err := m.store.List(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			m.log.Warn("cannot list companies", "error", err)
 		}
 		return
 	}
-	views := make([]View, 0, len(companies))
+	// An unreadable record is not scheduled: its company is not reconciled
+	// until the record is readable again.
 	for i, c := range companies {
 		m.sched.Ensure(c.ID, time.Duration(i)*100*time.Millisecond)
-		views = append(views, viewOf(c))
 	}
-	m.opts.Metrics.Companies(views)
+	oldKey := m.sealAgain(ctx, companies)
+	m.opts.Metrics.Companies(views(companies, bad))
+	m.opts.Metrics.Records(oldKey, len(bad))
 }
 
 func randomHex(n int) string {

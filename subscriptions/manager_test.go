@@ -3,6 +3,7 @@ package subscriptions
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/clock"
 	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive"
 	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive/pipedrivetest"
+	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/internal/grants"
 	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/internal/store"
 )
 
@@ -77,6 +79,7 @@ func (f leaderMetrics) Leader(on bool)                 { f(on) }
 func (leaderMetrics) Reconciled(string, time.Duration) {}
 func (leaderMetrics) Company(View)                     {}
 func (leaderMetrics) Companies([]View)                 {}
+func (leaderMetrics) Records(int, int)                 {}
 
 func TestLeaderElection(t *testing.T) {
 	t.Parallel()
@@ -136,11 +139,20 @@ func TestOAuthConnect(t *testing.T) {
 	e.fake.SetAccessTokenLifetime(time.Hour)
 	ctx := context.Background()
 
-	if got := e.m.AuthorizeURL("st4te"); !strings.Contains(got, "state=st4te") || !strings.Contains(got, "redirect_uri=https%3A%2F%2Fhooks.example.com%2Foauth%2Fcallback") {
-		t.Errorf("authorize URL = %s", got)
+	ticket, _, err := e.m.NewInstallTicket(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	authorize, browser, err := e.m.StartInstall(ctx, ticket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(authorize)
+	if u.Query().Get("state") == "" || u.Query().Get("redirect_uri") != "https://hooks.example.com/oauth/callback" {
+		t.Errorf("authorize URL = %s", authorize)
 	}
 	code := e.fake.IssueCode(55)
-	v, err := e.m.ConnectOAuth(ctx, code)
+	v, err := e.m.FinishInstall(ctx, Callback{State: u.Query().Get("state"), Browser: browser, Code: code})
 	if err != nil || v.CompanyID != 55 || v.Domain != "oauthco" || v.State != store.StateOK {
 		t.Fatalf("connect: %+v %v", v, err)
 	}
@@ -149,7 +161,7 @@ func TestOAuthConnect(t *testing.T) {
 		t.Fatalf("company = %+v", c)
 	}
 	e.assertOneCorrect(55)
-	if _, err := e.m.ConnectOAuth(ctx, code); !errors.Is(err, ErrRejected) {
+	if _, err := e.m.connectOAuth(ctx, code, grants.State{}); !errors.Is(err, ErrRejected) {
 		t.Errorf("reused code: %v, want ErrRejected", err)
 	}
 

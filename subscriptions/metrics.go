@@ -24,6 +24,9 @@ type Metrics interface {
 	Company(c View)
 	// Companies reports every company (the leader's periodic scan).
 	Companies(cs []View)
+	// Records reports, from the same scan, the records still sealed under
+	// a previous key (or in the first format) and the unreadable ones.
+	Records(oldKey, unreadable int)
 }
 
 type noMetrics struct{}
@@ -32,6 +35,7 @@ func (noMetrics) Reconciled(string, time.Duration) {}
 func (noMetrics) Leader(bool)                      {}
 func (noMetrics) Company(View)                     {}
 func (noMetrics) Companies([]View)                 {}
+func (noMetrics) Records(int, int)                 {}
 
 func (r result) outcome() string {
 	switch {
@@ -56,6 +60,7 @@ type OTelMetrics struct {
 	leader    bool
 	companies map[int64]companyGauge
 	limits    map[int64]pipedrive.RateLimit
+	records   [2]int64 // old key, unreadable
 }
 
 type companyGauge struct {
@@ -81,6 +86,8 @@ func NewOTelMetrics(mp metric.MeterProvider) *OTelMetrics {
 		metric.WithInt64Callback(x.observeStates))
 	_, _ = m.Int64ObservableGauge("pipedrive_gateway.company_webhook_healthy", metric.WithDescription("Per company: 1 when the last reconcile succeeded and Pipedrive's last delivery status is 2xx (or none yet); reported by the leader."),
 		metric.WithInt64Callback(x.observeHealth))
+	_, _ = m.Int64ObservableGauge("pipedrive_gateway.company_records", metric.WithDescription("Company records by key: old_key (still sealed under a STATE_KEY_PREVIOUS key, or in the first format; 0 once a rotation is done) and unreadable (changed outside the gateway, or sealed with an unknown key); reported by the leader."),
+		metric.WithInt64Callback(x.observeRecords))
 	_, _ = m.Int64ObservableGauge("pipedrive_gateway.pipedrive_ratelimit_remaining", metric.WithDescription("Per company: requests left in Pipedrive's rate-limit window (burst) and daily token budget (daily), from the last API response."),
 		metric.WithInt64Callback(x.observeLimits))
 	return x
@@ -133,6 +140,30 @@ func (x *OTelMetrics) Companies(cs []View) {
 			delete(x.limits, id)
 		}
 	}
+}
+
+// Records implements Metrics.
+func (x *OTelMetrics) Records(oldKey, unreadable int) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.records = [2]int64{int64(oldKey), int64(unreadable)}
+}
+
+var recordSets = [2]metric.ObserveOption{
+	metric.WithAttributeSet(attribute.NewSet(attribute.String("key", "old_key"))),
+	metric.WithAttributeSet(attribute.NewSet(attribute.String("key", "unreadable"))),
+}
+
+func (x *OTelMetrics) observeRecords(_ context.Context, o metric.Int64Observer) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if !x.leader {
+		return nil
+	}
+	for i, n := range x.records {
+		o.Observe(n, recordSets[i])
+	}
+	return nil
 }
 
 func gaugeOf(c View) companyGauge {

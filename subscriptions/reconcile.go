@@ -86,6 +86,10 @@ func (r *reconciler) reconcile(ctx context.Context, id int64) (res result) {
 	if errors.Is(err, store.ErrUnknownCompany) {
 		return result{gone: true}
 	}
+	if errors.Is(err, store.ErrUnreadable) {
+		// Never obeyed, never rewritten: wait for the next resync.
+		return result{err: err, permanent: true}
+	}
 	if err != nil {
 		return result{err: err}
 	}
@@ -123,37 +127,46 @@ func (r *reconciler) apply(ctx context.Context, c *store.Company) result {
 }
 
 // disconnect deletes the company's webhooks of ours, then forgets the
-// company. A failed delete keeps it, so that the next try deletes again.
-func (r *reconciler) disconnect(ctx context.Context, id int64) result {
+// company. The OAuth token is refreshed first if it has expired. A delete
+// that fails keeps the company, with the reason, so that the next try
+// deletes again; force forgets it all the same (the webhook left behind
+// gets our 401s, and Pipedrive drops it after 3 days).
+func (r *reconciler) disconnect(ctx context.Context, id int64, force bool) result {
 	ctx = withCompany(ctx, id)
 	c, err := r.store.Get(ctx, id)
 	if errors.Is(err, store.ErrUnknownCompany) {
 		return result{gone: true}
 	}
+	if err == nil {
+		err = r.deleteOurs(ctx, c).err
+	}
 	if err != nil {
+		if !force {
+			return result{err: err, permanent: true}
+		}
+		r.log.WarnContext(ctx, "forced disconnect: forgetting the company without deleting its webhook", "company_id", id, "error", err)
+	}
+	if err := r.store.Delete(ctx, id); err != nil {
 		return result{err: err}
+	}
+	r.log.InfoContext(ctx, "company disconnected", "company_id", id, "forced", force)
+	return result{gone: true}
+}
+
+// deleteOurs deletes every webhook of ours at the company.
+func (r *reconciler) deleteOurs(ctx context.Context, c *store.Company) result {
+	if err := r.freshToken(ctx, c); err != nil {
+		return classify(fmt.Errorf("failed to refresh the OAuth token: %w", err))
 	}
 	want := r.desired(c)
 	want.None = true
 	hooks, err := r.api.ListWebhooks(ctx, c.Domain, c.Credentials())
 	if err != nil {
-		if res := classify(fmt.Errorf("failed to list webhooks: %w", err)); !res.permanent {
-			return res
-		}
-		// Credentials revoked: we cannot delete the webhook, but the user
-		// asked to disconnect. Our 401s make Pipedrive drop it in 3 days.
-		r.log.Warn("disconnecting without deleting the webhook", "company_id", id, "error", err)
-		hooks = nil
+		return classify(fmt.Errorf("failed to list webhooks: %w", err))
 	}
 	_, acts := plan(want, hooks)
-	if _, res := r.execute(ctx, c, want, acts); res.err != nil {
-		return res
-	}
-	if err := r.store.Delete(ctx, id); err != nil {
-		return result{err: err}
-	}
-	r.log.Info("company disconnected", "company_id", id)
-	return result{gone: true}
+	_, res := r.execute(ctx, c, want, acts)
+	return res
 }
 
 // execute makes the plan's writes in order and stops at the first that

@@ -5,9 +5,12 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -17,9 +20,11 @@ import (
 // Admin is what the admin API asks of the subscription manager.
 type Admin interface {
 	Companies(ctx context.Context) ([]subscriptions.View, error)
+	Company(ctx context.Context, id int64) (subscriptions.View, error)
 	ConnectToken(ctx context.Context, apiToken string) (subscriptions.View, error)
 	Reconcile(ctx context.Context, id int64) (subscriptions.View, error)
-	Disconnect(ctx context.Context, id int64) error
+	Disconnect(ctx context.Context, id int64, force bool) error
+	NewInstallTicket(ctx context.Context, companyID int64) (ticket string, expiresAt time.Time, err error)
 }
 
 // requireBearer lets a request through only with the admin bearer token,
@@ -38,10 +43,13 @@ func requireBearer(token string) echo.MiddlewareFunc {
 	}
 }
 
-// adminHandlers serve /admin/companies (SPEC §6).
+// adminHandlers serve /admin/companies and /admin/installs (SPEC §6).
 type adminHandlers struct {
 	m    Admin
 	gaps Gaps // nil without a backfill
+	// installURL is the install page's address; empty when installs
+	// cannot be made (no OAuth app or no PUBLIC_URL), and why.
+	installURL, noInstalls string
 }
 
 func (h *adminHandlers) list(c echo.Context) error {
@@ -82,9 +90,21 @@ func (h *adminHandlers) add(c echo.Context) error {
 		if errors.Is(err, subscriptions.ErrRejected) {
 			return echo.NewHTTPError(http.StatusBadRequest, err.Error())
 		}
-		return echo.NewHTTPError(http.StatusBadGateway, err.Error())
+		return adminError(err)
 	}
 	return h.one(c, http.StatusCreated, v)
+}
+
+func (h *adminHandlers) get(c echo.Context) error {
+	id, err := companyParam(c)
+	if err != nil {
+		return err
+	}
+	v, err := h.m.Company(c.Request().Context(), id)
+	if err != nil {
+		return adminError(err)
+	}
+	return c.JSON(http.StatusOK, v)
 }
 
 func (h *adminHandlers) remove(c echo.Context) error {
@@ -92,10 +112,41 @@ func (h *adminHandlers) remove(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := h.m.Disconnect(c.Request().Context(), id); err != nil {
+	force, err := strconv.ParseBool(c.QueryParam("force"))
+	if c.QueryParam("force") != "" && err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, "force must be true or false")
+	}
+	if err := h.m.Disconnect(c.Request().Context(), id, force); err != nil {
 		return adminError(err)
 	}
 	return c.NoContent(http.StatusNoContent)
+}
+
+// install makes a one-time OAuth install link, optionally for the company
+// it may re-authorise.
+func (h *adminHandlers) install(c echo.Context) error {
+	if h.installURL == "" {
+		return echo.NewHTTPError(http.StatusConflict, h.noInstalls)
+	}
+	var body struct {
+		CompanyID int64 `json:"company_id"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, 16<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+		return echo.NewHTTPError(http.StatusBadRequest, `want no body, or {"company_id": N}`)
+	}
+	if body.CompanyID < 0 {
+		return echo.NewHTTPError(http.StatusBadRequest, "company_id must be positive")
+	}
+	ticket, expires, err := h.m.NewInstallTicket(c.Request().Context(), body.CompanyID)
+	if err != nil {
+		return echo.NewHTTPError(http.StatusServiceUnavailable, err.Error())
+	}
+	return c.JSON(http.StatusCreated, map[string]any{
+		"url":        h.installURL + "?" + url.Values{"ticket": {ticket}}.Encode(),
+		"expires_at": expires,
+	})
 }
 
 func (h *adminHandlers) reconcile(c echo.Context) error {
@@ -122,8 +173,14 @@ func adminError(err error) error {
 	switch {
 	case errors.Is(err, subscriptions.ErrUnknownCompany):
 		return echo.NewHTTPError(http.StatusNotFound, "unknown company")
-	case errors.Is(err, subscriptions.ErrNoLeader):
+	case errors.Is(err, subscriptions.ErrUnreadable):
+		return echo.NewHTTPError(http.StatusConflict, err.Error()+
+			"; fix STATE_KEY or STATE_KEY_PREVIOUS, or disconnect it with ?force=true and connect it again")
+	case errors.Is(err, subscriptions.ErrNoLeader), errors.Is(err, subscriptions.ErrCommandRefused):
 		return echo.NewHTTPError(http.StatusServiceUnavailable, err.Error())
+	case errors.Is(err, subscriptions.ErrNoAnswer), errors.Is(err, context.DeadlineExceeded):
+		return echo.NewHTTPError(http.StatusGatewayTimeout, err.Error())
 	}
+	// ErrNotDisconnected and every failure at Pipedrive.
 	return echo.NewHTTPError(http.StatusBadGateway, err.Error())
 }

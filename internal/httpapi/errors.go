@@ -20,8 +20,10 @@ var errorCodes = map[int]string{
 	http.StatusForbidden:             "forbidden",
 	http.StatusNotFound:              "not_found",
 	http.StatusMethodNotAllowed:      "method_not_allowed",
+	http.StatusConflict:              "conflict",
 	http.StatusRequestEntityTooLarge: "body_too_large",
 	http.StatusServiceUnavailable:    "unavailable",
+	http.StatusGatewayTimeout:        "timeout",
 }
 
 // newEcho returns an echo router whose errors are small JSON bodies.

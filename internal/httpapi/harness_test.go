@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/clock/clocktest"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/natstest"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/testlog"
 	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive"
@@ -32,11 +33,20 @@ type env struct {
 	fake *pipedrivetest.Server
 	m    *subscriptions.Manager
 	opts Options
+	// clock is the manager's clock when a test gives it one.
+	clock *clocktest.Fake
 }
 
 func newEnv(t *testing.T, edit ...func(*Options)) *env {
 	t.Helper()
+	return newEnvWith(t, nil, edit...)
+}
+
+// newEnvWith is newEnv with the manager's options edited too.
+func newEnvWith(t *testing.T, subs func(*subscriptions.Options), edit ...func(*Options)) *env {
+	t.Helper()
 	e := &env{t: t, fake: pipedrivetest.NewServer(t)}
+	e.fake.SetOAuthClient("app", "app-secret")
 	ns := natstest.Run(t)
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
@@ -49,15 +59,20 @@ func newEnv(t *testing.T, edit ...func(*Options)) *env {
 		Timeout: 500 * time.Millisecond,
 	})
 	log := testlog.New(t)
-	e.m, err = subscriptions.New(context.Background(), subscriptions.Options{
+	so := subscriptions.Options{
 		WebhookURL: WebhookURL(testPublicURL), OAuthRedirectURL: OAuthRedirectURL(testPublicURL),
 		WebhookName: "pipedrive-gateway", ResyncInterval: time.Hour, StreamName: "PIPEDRIVE", Replicas: 1,
 		StateKey: make([]byte, 32), LeaseTTL: 1500 * time.Millisecond,
-	}, nc, js, api, log)
+	}
+	if subs != nil {
+		subs(&so)
+	}
+	e.m, err = subscriptions.New(context.Background(), so, nc, js, api, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.opts = Options{
+		OpenInstall: so.OpenInstall,
 		Webhook:   func(c echo.Context) error { return c.NoContent(http.StatusOK) },
 		OAuth:     e.m,
 		PublicURL: testPublicURL,

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 )
@@ -47,8 +48,16 @@ type Options struct {
 	Webhook echo.HandlerFunc
 	// OAuth, when an OAuth app is configured, serves the install flow.
 	OAuth Installer
+	// OpenInstall: anyone may install (OAUTH_INSTALL=open); the pages say
+	// how to start over accordingly.
+	OpenInstall bool
 	// PublicURL is the ingress as Pipedrive and browsers reach it.
 	PublicURL string
+	// PipedriveWait bounds the handlers that wait on Pipedrive (admin
+	// writes, the OAuth callback); their answers may take this long plus a
+	// margin, past the servers' own timeouts (default
+	// DefaultPipedriveWait).
+	PipedriveWait time.Duration
 
 	// Ready reports why the gateway cannot take traffic, nil when it can.
 	Ready   func(ctx context.Context) error
@@ -69,9 +78,10 @@ func Public(o Options) *echo.Echo {
 	e := newEcho(o.Log)
 	e.POST(WebhookRoute, o.Webhook)
 	if o.OAuth != nil {
-		h := &oauthHandlers{m: o.OAuth, publicURL: o.PublicURL, log: o.Log}
-		e.GET(oauthInstallRoute, h.install)
-		e.GET(oauthCallbackRoute, h.callback)
+		h := &oauthHandlers{m: o.OAuth, publicURL: o.PublicURL, open: o.OpenInstall, log: o.Log}
+		e.GET(oauthInstallRoute, h.showInstall)
+		e.POST(oauthInstallRoute, h.startInstall)
+		e.GET(oauthCallbackRoute, h.callback, waitsOnPipedrive(o.PipedriveWait))
 	}
 	return e
 }
@@ -88,11 +98,22 @@ func Ops(o Options) *echo.Echo {
 	}
 	if o.AdminToken != "" && o.Admin != nil {
 		h := &adminHandlers{m: o.Admin, gaps: o.Gaps}
+		switch {
+		case o.OAuth == nil:
+			h.noInstalls = "no OAuth app is configured: set PIPEDRIVE_CLIENT_ID and PIPEDRIVE_CLIENT_SECRET"
+		case o.PublicURL == "":
+			h.noInstalls = "PUBLIC_URL is not set: Pipedrive could not send the browser back"
+		default:
+			h.installURL = o.PublicURL + oauthInstallRoute
+		}
+		wait := waitsOnPipedrive(o.PipedriveWait)
 		g := e.Group("/admin", requireBearer(o.AdminToken))
 		g.GET("/companies", h.list)
-		g.POST("/companies", h.add)
-		g.DELETE("/companies/:id", h.remove)
-		g.POST("/companies/:id/reconcile", h.reconcile)
+		g.POST("/companies", h.add, wait)
+		g.GET("/companies/:id", h.get)
+		g.DELETE("/companies/:id", h.remove, wait)
+		g.POST("/companies/:id/reconcile", h.reconcile, wait)
+		g.POST("/installs", h.install)
 		if o.Gaps != nil {
 			gh := &gapHandlers{g: o.Gaps}
 			g.GET("/companies/:id/gaps", gh.list)

@@ -70,6 +70,14 @@ func WithLeaseTTL(d time.Duration) Option { return func(o *options) { o.leaseTTL
 // ban window, the margins and the watermark's pace).
 func WithBackfill(f func(*backfill.Options)) Option { return func(o *options) { o.backfill = f } }
 
+// pipedriveTimeout is the timeout of one Pipedrive API request.
+func (o options) pipedriveTimeout() time.Duration {
+	if o.apiTimeout > 0 {
+		return o.apiTimeout
+	}
+	return pipedrive.DefaultTimeout
+}
+
 // IngressAddr is the bound webhook listener.
 func (a *Service) IngressAddr() net.Addr { return a.ingress.Addr() }
 
@@ -142,7 +150,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Opti
 		Metrics:    o.tel.Metrics,
 		Admin:      a.subs,
 		AdminToken: cfg.Admin.Token,
-		Log:        log.With("component", "http"),
+		// A connect waits for /users/me (or a code exchange and
+		// /users/me) and then for the leader's reconcile.
+		PipedriveWait: 2*o.pipedriveTimeout() + subscriptions.CommandTimeout + 5*time.Second,
+		OpenInstall:   cfg.Pipedrive.OAuthInstall == config.OAuthOpen,
+		Log:           log.With("component", "http"),
 	}
 	if a.bf != nil {
 		routes.Gaps = a.bf
@@ -214,6 +226,10 @@ func newSubscriptions(ctx context.Context, cfg *config.Config, r *relay.Relay, a
 	o options, onWebhook func(context.Context, int64, subscriptions.WebhookFinding), log *slog.Logger,
 ) (*subscriptions.Manager, error) {
 	key := []byte(cfg.Admin.StateKey)
+	var previous [][]byte
+	for _, k := range cfg.Admin.PreviousStateKeys {
+		previous = append(previous, k)
+	}
 	if len(key) == 0 {
 		var err error
 		if key, err = loadOrCreateKey(cfg.NATS.DataDir, log); err != nil {
@@ -224,19 +240,21 @@ func newSubscriptions(ctx context.Context, cfg *config.Config, r *relay.Relay, a
 		log.Warn("PUBLIC_URL is not set: webhooks cannot be registered; events from hand-made webhooks are still relayed")
 	}
 	return subscriptions.New(ctx, subscriptions.Options{
-		WebhookURL:       httpapi.WebhookURL(publicURL(cfg)),
-		OAuthRedirectURL: httpapi.OAuthRedirectURL(publicURL(cfg)),
-		WebhookName:      cfg.Pipedrive.WebhookName,
-		ResyncInterval:   cfg.Pipedrive.ResyncInterval,
-		Concurrency:      cfg.Pipedrive.ReconcileConcurrency,
-		APITokens:        cfg.Pipedrive.APITokens,
-		StreamName:       cfg.Stream.Name,
-		Replicas:         cfg.Stream.Replicas,
-		StateKey:         key,
-		LeaseTTL:         o.leaseTTL,
-		Metrics:          metrics,
-		Tracer:           o.tel.Tracer,
-		OnWebhook:        onWebhook,
+		WebhookURL:        httpapi.WebhookURL(publicURL(cfg)),
+		OAuthRedirectURL:  httpapi.OAuthRedirectURL(publicURL(cfg)),
+		WebhookName:       cfg.Pipedrive.WebhookName,
+		ResyncInterval:    cfg.Pipedrive.ResyncInterval,
+		Concurrency:       cfg.Pipedrive.ReconcileConcurrency,
+		APITokens:         cfg.Pipedrive.APITokens,
+		StreamName:        cfg.Stream.Name,
+		Replicas:          cfg.Stream.Replicas,
+		StateKey:          key,
+		PreviousStateKeys: previous,
+		OpenInstall:       cfg.Pipedrive.OAuthInstall == config.OAuthOpen,
+		LeaseTTL:          o.leaseTTL,
+		Metrics:           metrics,
+		Tracer:            o.tel.Tracer,
+		OnWebhook:         onWebhook,
 	}, r.Conn(), r.JetStream(), api, log)
 }
 

@@ -143,6 +143,9 @@ func (s *Server) handle(x *exchange) {
 	case !x.rt.allowed:
 		x.json(http.StatusMethodNotAllowed, map[string]any{"success": false, "error": "Method not allowed", "errorCode": 405})
 		return
+	case x.rt.template == "/oauth/authorize":
+		s.handleAuthorize(x)
+		return
 	case !x.rt.api:
 		s.handleToken(x)
 		return

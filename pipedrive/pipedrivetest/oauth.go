@@ -20,6 +20,8 @@ type oauthState struct {
 	codes        map[string]*oauthCode
 	access       map[string]oauthAccess
 	refresh      map[string]*oauthRefresh
+	// consentCompany answers the consent page (0: the lowest id).
+	consentCompany int64
 }
 
 type oauthCode struct {

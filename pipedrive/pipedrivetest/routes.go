@@ -74,6 +74,9 @@ func parseRoute(r *http.Request) route {
 	case p == "/oauth/token":
 		rt.known, rt.allowed = true, r.Method == http.MethodPost
 		return rt
+	case p == "/oauth/authorize":
+		rt.known, rt.allowed = true, get || r.Method == http.MethodPost
+		return rt
 	case strings.HasPrefix(p, "/api/v2/"):
 		rt.api = true
 		if rest := strings.TrimPrefix(p, "/api/v2"); v2Lists[rest] != "" {

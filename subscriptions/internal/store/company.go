@@ -36,9 +36,11 @@ type Company struct {
 	// revision is the KV revision this record was read at, for
 	// compare-and-set updates.
 	revision uint64
+	// keyID names the key the record was read under (see Store.OldKey).
+	keyID string
 }
 
-// Secrets are encrypted with STATE_KEY before they reach the store.
+// Secrets are sealed with the rest of the record; never shown.
 type Secrets struct {
 	APIToken        string    `json:"api_token,omitempty"`
 	AccessToken     string    `json:"access_token,omitempty"`
@@ -57,7 +59,7 @@ type Status struct {
 	LastDeliveryTime *time.Time `json:"last_delivery_time,omitempty"`
 }
 
-// Key is the company's id as used in URLs and the sealed secrets' binding.
+// Key is the company's id as used in URLs.
 func (c *Company) Key() string { return strconv.FormatInt(c.ID, 10) }
 
 // Credentials are the API credentials of the company.

@@ -1,12 +1,12 @@
 // Package store keeps the connected companies in a NATS KV bucket, one key
-// per company, with their secrets sealed by STATE_KEY, and lets readers
-// follow it. It must not know webhooks, Pipedrive or the leader: it reads
+// per company, each record sealed and authenticated as a whole with a key
+// derived from STATE_KEY (see record.go), and lets readers follow it. It must not know webhooks, Pipedrive or the leader: it reads
 // and writes records.
 package store
 
 import (
+	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/internal/keys"
 )
 
 // ErrUnknownCompany is returned for a company that is not connected.
@@ -23,25 +25,15 @@ var ErrUnknownCompany = errors.New("unknown company")
 // ErrConflict means the record changed since it was read.
 var ErrConflict = errors.New("company record changed concurrently")
 
-// Store keeps companies in a NATS KV bucket, one key per company, with the
-// secrets sealed by STATE_KEY.
+// Store keeps companies in a NATS KV bucket, one key per company, each
+// record sealed under the ring's current key.
 type Store struct {
 	kv   jetstream.KeyValue
-	seal *sealer
-}
-
-// record is the stored form of a Company.
-type record struct {
-	Company
-	Sealed string `json:"sealed"`
+	keys *keys.Ring
 }
 
 // Open creates or opens the bucket.
-func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas int, key []byte) (*Store, error) {
-	s, err := newSealer(key)
-	if err != nil {
-		return nil, err
-	}
+func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas int, ring *keys.Ring) (*Store, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      bucket,
 		Description: "pipedrive-gateway connected companies",
@@ -52,8 +44,12 @@ func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas i
 	if err != nil {
 		return nil, fmt.Errorf("failed to open company store %s: %w", bucket, err)
 	}
-	return &Store{kv: kv, seal: s}, nil
+	return &Store{kv: kv, keys: ring}, nil
 }
+
+// OldKey reports a record read under a previous key (or in the first
+// format): the next write seals it again under the current one.
+func (s *Store) OldKey(c *Company) bool { return c.keyID != s.keys.Current.ID }
 
 // keyPrefix starts every company's key: "company.<id>".
 const keyPrefix = "company."
@@ -70,31 +66,6 @@ func companyID(key string) (int64, bool) {
 	return id, err == nil
 }
 
-func (s *Store) encode(c *Company) ([]byte, error) {
-	plain, err := json.Marshal(c.Secrets)
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(record{Company: *c, Sealed: s.seal.seal(plain, c.Key())})
-}
-
-func (s *Store) decode(b []byte, rev uint64) (*Company, error) {
-	var r record
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("corrupt company record: %w", err)
-	}
-	c := r.Company
-	plain, err := s.seal.open(r.Sealed, c.Key())
-	if err != nil {
-		return nil, fmt.Errorf("company %d: %w", c.ID, err)
-	}
-	if err := json.Unmarshal(plain, &c.Secrets); err != nil {
-		return nil, fmt.Errorf("company %d: corrupt secrets: %w", c.ID, err)
-	}
-	c.revision = rev
-	return &c, nil
-}
-
 // Get reads one company.
 func (s *Store) Get(ctx context.Context, id int64) (*Company, error) {
 	e, err := s.kv.Get(ctx, companyKey(id))
@@ -104,33 +75,43 @@ func (s *Store) Get(ctx context.Context, id int64) (*Company, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to read company %d: %w", id, err)
 	}
-	return s.decode(e.Value(), e.Revision())
+	return s.decode(id, e.Value(), e.Revision())
 }
 
-// List returns every company, ordered by id.
-func (s *Store) List(ctx context.Context) ([]*Company, error) {
+// List returns every readable company and every unreadable record, each
+// ordered by id. One unreadable record affects only its own company: the
+// others are listed all the same.
+func (s *Store) List(ctx context.Context) ([]*Company, []*UnreadableError, error) {
 	lister, err := s.kv.ListKeys(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("failed to list companies: %w", err)
+		return nil, nil, fmt.Errorf("failed to list companies: %w", err)
 	}
 	defer lister.Stop()
 	var out []*Company
+	var bad []*UnreadableError
 	for k := range lister.Keys() {
+		id, ok := companyID(k)
+		if !ok {
+			continue
+		}
 		e, err := s.kv.Get(ctx, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue // deleted meanwhile
 		}
 		if err != nil {
-			return nil, fmt.Errorf("failed to read %s: %w", k, err)
+			return nil, nil, fmt.Errorf("failed to read %s: %w", k, err)
 		}
-		c, err := s.decode(e.Value(), e.Revision())
-		if err != nil {
-			return nil, err
+		c, err := s.decode(id, e.Value(), e.Revision())
+		var ue *UnreadableError
+		if errors.As(err, &ue) {
+			bad = append(bad, ue)
+			continue
 		}
 		out = append(out, c)
 	}
-	slices.SortFunc(out, func(a, b *Company) int { return int(a.ID - b.ID) })
-	return out, nil
+	slices.SortFunc(out, func(a, b *Company) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(bad, func(a, b *UnreadableError) int { return cmp.Compare(a.ID, b.ID) })
+	return out, bad, nil
 }
 
 // Create stores a new company; ErrConflict if it exists.
@@ -235,7 +216,7 @@ func (s *Store) Watch(ctx context.Context, changed func(Change), synced func()) 
 			}
 			ch := Change{ID: id}
 			if e.Operation() == jetstream.KeyValuePut {
-				ch.Company, ch.Err = s.decode(e.Value(), e.Revision())
+				ch.Company, ch.Err = s.decode(id, e.Value(), e.Revision())
 			}
 			changed(ch)
 		}
