@@ -73,11 +73,11 @@ func newEnvWith(t *testing.T, subs func(*subscriptions.Options), edit ...func(*O
 	}
 	e.opts = Options{
 		OpenInstall: so.OpenInstall,
-		Webhook:   func(c echo.Context) error { return c.NoContent(http.StatusOK) },
-		OAuth:     e.m,
-		PublicURL: testPublicURL,
-		Ready:     e.m.Ready,
-		Admin:     e.m, AdminToken: "admin-token",
+		Webhook:     func(c echo.Context) error { return c.NoContent(http.StatusOK) },
+		OAuth:       e.m,
+		PublicURL:   testPublicURL,
+		Ready:       e.m.Ready,
+		Admin:       e.m, AdminToken: "admin-token",
 		Log: log,
 	}
 	for _, f := range edit {

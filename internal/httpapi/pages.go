@@ -157,4 +157,3 @@ var (
 		Lines: []string{"This gateway has no public address configured (PUBLIC_URL), so Pipedrive cannot send you back here.", "Tell your administrator."},
 	}
 )
-
