@@ -82,7 +82,7 @@ func (e *env) ticketOf(body string) (link, ticket string) {
 	}
 	json.Unmarshal([]byte(out), &got)
 	u, err := url.Parse(got.URL)
-	if status != http.StatusCreated || err != nil || !strings.HasPrefix(got.URL, testPublicURL+"/oauth/install?ticket=") {
+	if status != http.StatusCreated || err != nil || !strings.HasPrefix(got.URL, e.opts.PublicURL+"/oauth/install?ticket=") {
 		e.t.Fatalf("POST /admin/installs: %d %s", status, out)
 	}
 	now := time.Now()
