@@ -54,6 +54,12 @@ func TestAdminAPI(t *testing.T) {
 	if status, _ := do(t, "POST", ops+"/admin/companies/77/reconcile", "admin-token", ""); status != 404 {
 		t.Errorf("reconcile unknown: %d", status)
 	}
+	if status, body := do(t, "GET", ops+"/admin/companies/42", "admin-token", ""); status != 200 || !strings.Contains(body, `"company_id":42`) || strings.Contains(body, "tok-42") {
+		t.Errorf("get: %d %s", status, body)
+	}
+	if status, _ := do(t, "GET", ops+"/admin/companies/77", "admin-token", ""); status != 404 {
+		t.Errorf("get unknown: %d", status)
+	}
 	// Credentials work until the company is deleted, then stop at once.
 	user := e.fake.Webhooks(42)[0].HTTPAuthUser
 	waitFor(t, func() bool { u, _, ok := e.m.WebhookCredentials("42"); return ok && u == user })
@@ -91,5 +97,35 @@ func TestNoLeaderAnswers503(t *testing.T) {
 	ops := e.server(Ops).URL
 	if status, body := do(t, "POST", ops+"/admin/companies/42/reconcile", "admin-token", ""); status != http.StatusServiceUnavailable {
 		t.Errorf("status %d %s, want 503", status, body)
+	}
+}
+
+// TestAdminDisconnectKeepsCompany: when our webhook cannot be deleted the
+// disconnect answers 502 with the reason and keeps the company;
+// ?force=true forgets it anyway.
+func TestAdminDisconnectKeepsCompany(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.run()
+	e.fake.AddCompany(pipedrivetest.Company{ID: 42, APIToken: "tok-42"})
+	ops := e.server(Ops).URL
+	if status, body := do(t, "POST", ops+"/admin/companies", "admin-token", `{"api_token":"tok-42"}`); status != http.StatusCreated {
+		t.Fatalf("add: %d %s", status, body)
+	}
+	e.fake.RevokeToken("tok-42")
+	if status, body := do(t, "DELETE", ops+"/admin/companies/42", "admin-token", ""); status != http.StatusBadGateway || !strings.Contains(body, "is kept") || !strings.Contains(body, "401") {
+		t.Fatalf("delete with a revoked token: %d %s, want 502 with the reason", status, body)
+	}
+	if status, _ := do(t, "GET", ops+"/admin/companies/42", "admin-token", ""); status != http.StatusOK {
+		t.Errorf("company not kept: %d", status)
+	}
+	if status, _ := do(t, "DELETE", ops+"/admin/companies/42?force=maybe", "admin-token", ""); status != http.StatusBadRequest {
+		t.Errorf("force=maybe: %d, want 400", status)
+	}
+	if status, body := do(t, "DELETE", ops+"/admin/companies/42?force=true", "admin-token", ""); status != http.StatusNoContent {
+		t.Fatalf("forced delete: %d %s", status, body)
+	}
+	if status, _ := do(t, "GET", ops+"/admin/companies/42", "admin-token", ""); status != http.StatusNotFound {
+		t.Errorf("company still there after a forced delete: %d", status)
 	}
 }
