@@ -40,23 +40,35 @@ var ErrInvalid = errors.New("invalid, used or expired")
 type Grants struct {
 	kv   jetstream.KeyValue
 	keys *keys.Ring
+	// keyTTL: the server expires each entry after its own lifetime (NATS
+	// 2.11 and later), so states started and abandoned, which anyone can
+	// make with OAUTH_INSTALL=open, go after minutes, not a day.
+	keyTTL bool
 }
 
 // Open creates or opens the bucket. Entries expire on their own a little
-// after the longest lifetime; expiry is checked on redemption as well.
+// after their lifetime (on older servers, a little after the longest one);
+// expiry is checked on redemption as well.
 func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas int, ring *keys.Ring) (*Grants, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      bucket,
-		Description: "pipedrive-gateway install tickets and OAuth states",
-		History:     1,
-		TTL:         TicketLifetime + time.Hour,
-		Replicas:    replicas,
-		Storage:     jetstream.FileStorage,
-	})
+	cfg := jetstream.KeyValueConfig{
+		Bucket:         bucket,
+		Description:    "pipedrive-gateway install tickets and OAuth states",
+		History:        1,
+		TTL:            TicketLifetime + time.Hour,
+		Replicas:       replicas,
+		Storage:        jetstream.FileStorage,
+		LimitMarkerTTL: time.Minute,
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+	keyTTL := err == nil
+	if errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {
+		cfg.LimitMarkerTTL = 0
+		kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("failed to open install bucket %s: %w", bucket, err)
 	}
-	return &Grants{kv: kv, keys: ring}, nil
+	return &Grants{kv: kv, keys: ring, keyTTL: keyTTL}, nil
 }
 
 // Ticket is a one-time install link's grant.
@@ -85,7 +97,7 @@ const (
 // NewTicket makes a ticket.
 func (g *Grants) NewTicket(ctx context.Context, t Ticket) (string, error) {
 	secret := rand.Text()
-	return secret, g.put(ctx, kindTicket, secret, t)
+	return secret, g.put(ctx, kindTicket, secret, t, TicketLifetime)
 }
 
 // PeekTicket reports the ticket's grant without using it.
@@ -120,7 +132,7 @@ func (g *Grants) NewState(ctx context.Context, s State) (state, browser string, 
 	state, browser = rand.Text(), rand.Text()
 	h := sha256.Sum256([]byte(browser))
 	s.Browser = h[:]
-	return state, browser, g.put(ctx, kindState, state, s)
+	return state, browser, g.put(ctx, kindState, state, s, StateLifetime)
 }
 
 // UseState redeems the state if browser is the secret of the browser that
@@ -145,14 +157,18 @@ func (g *Grants) UseState(ctx context.Context, state, browser string, now time.T
 	return s, nil
 }
 
-func (g *Grants) put(ctx context.Context, kind, secret string, v any) error {
+func (g *Grants) put(ctx context.Context, kind, secret string, v any, lifetime time.Duration) error {
 	plain, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
 	cur := g.keys.Current
 	key := kind + "." + cur.Lookup(kind, secret)
-	if _, err := g.kv.Create(ctx, key, keys.Seal(cur.Install(), plain, []byte(key))); err != nil {
+	var opts []jetstream.KVCreateOpt
+	if g.keyTTL {
+		opts = append(opts, jetstream.KeyTTL(lifetime+time.Minute))
+	}
+	if _, err := g.kv.Create(ctx, key, keys.Seal(cur.Install(), plain, []byte(key)), opts...); err != nil {
 		return fmt.Errorf("failed to store the %s: %w", kind, err)
 	}
 	return nil
