@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/internal/store"
 )
@@ -25,22 +26,36 @@ type credentialCache struct {
 	// bad holds the companies whose record cannot be read: they are managed,
 	// but their credentials are unknown.
 	bad map[int64]error
-	// synced is set once the watch has delivered every existing record:
-	// before that no company is known to be unmanaged.
+	// synced is set, and loaded closed, once the watch has delivered every
+	// existing record: before that no company is known to be unmanaged.
 	synced atomic.Bool
+	loaded chan struct{}
 }
 
+// loadWait is how long a delivery that arrives before the records are
+// loaded waits for them (well within Pipedrive's 10 s).
+const loadWait = 3 * time.Second
+
 func newCredentialCache(s *store.Store, log *slog.Logger) *credentialCache {
-	return &credentialCache{store: s, log: log, creds: map[string][2]string{}, bad: map[int64]error{}}
+	return &credentialCache{store: s, log: log, creds: map[string][2]string{}, bad: map[int64]error{}, loaded: make(chan struct{})}
 }
 
 // lookup gives a managed company's credentials. A company whose record is
-// unreadable, and every company before the records are loaded, is reported
-// as managed with an empty user: its deliveries cannot be checked, and must
-// neither be refused as unauthorised nor let in with the static credentials.
+// unreadable, and every company while the records are not loaded yet, is
+// reported as managed with an empty user: its deliveries cannot be
+// checked, and must neither be refused as unauthorised nor let in with the
+// static credentials.
 func (c *credentialCache) lookup(companyID string) (string, string, bool) {
 	if !c.synced.Load() {
-		return "", "", true
+		t := time.NewTimer(loadWait)
+		select {
+		case <-c.loaded:
+		case <-t.C:
+		}
+		t.Stop()
+		if !c.synced.Load() {
+			return "", "", true
+		}
 	}
 	c.mu.RLock()
 	v, ok := c.creds[companyID]
@@ -64,7 +79,11 @@ func (c *credentialCache) forget(id int64) {
 
 // run follows the store until ctx ends.
 func (c *credentialCache) run(ctx context.Context) error {
-	return c.store.Watch(ctx, c.apply, func() { c.synced.Store(true) })
+	return c.store.Watch(ctx, c.apply, func() {
+		if !c.synced.Swap(true) {
+			close(c.loaded)
+		}
+	})
 }
 
 func (c *credentialCache) apply(ch store.Change) {
