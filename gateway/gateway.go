@@ -92,9 +92,9 @@ func (g *Gateway) Webhook(c echo.Context) error { return g.handleWebhook(c) }
 type authResult int
 
 const (
-	authOK          authResult = iota
-	authDenied                 // 401
-	authUnreadable             // 503: the company's credentials cannot be read
+	authOK         authResult = iota
+	authDenied                // 401
+	authUnreadable            // 503: the company's credentials cannot be read
 )
 
 // authorize checks Basic credentials for companyID in constant time. A
