@@ -2,11 +2,13 @@ package service_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,6 +59,8 @@ func TestNATSPermissions(t *testing.T) {
 		parsed.Host, parsed.Port, parsed.JetStream, parsed.StoreDir, parsed.NoSigs, parsed.NoLog = o.Host, o.Port, true, o.StoreDir, true, true
 		*o = *parsed
 	})
+	violations := &violationLog{}
+	ns.SetLogger(violations, false, false)
 	addr := ns.Addr().String()
 
 	fake := pipedrivetest.NewServer(t)
@@ -142,5 +146,37 @@ func TestNATSPermissions(t *testing.T) {
 	if cs := servicetest.Companies(t, r.OpsURL(), adminToken); cs[9912345].State != "ok" {
 		t.Errorf("company after the consumer's attempts: %+v", cs)
 	}
+	// The gateway itself ran into none: every violation is the consumer's.
+	consumer.Close()
+	for _, v := range violations.all() {
+		if !strings.Contains(v, "consumer") {
+			t.Errorf("the gateway lacks a permission: %s", v)
+		}
+	}
 
+}
+
+// violationLog keeps the server's permission violations, with the user.
+type violationLog struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (l *violationLog) Errorf(format string, v ...any) {
+	if msg := fmt.Sprintf(format, v...); strings.Contains(msg, "Violation") {
+		l.mu.Lock()
+		l.seen = append(l.seen, msg)
+		l.mu.Unlock()
+	}
+}
+func (l *violationLog) Noticef(string, ...any) {}
+func (l *violationLog) Warnf(string, ...any)   {}
+func (l *violationLog) Fatalf(string, ...any)  {}
+func (l *violationLog) Debugf(string, ...any)  {}
+func (l *violationLog) Tracef(string, ...any)  {}
+
+func (l *violationLog) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.seen...)
 }
