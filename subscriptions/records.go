@@ -10,20 +10,26 @@ import (
 // sealAgain writes the records still sealed under a previous key (or in
 // the first format) again under the current STATE_KEY, so that a rotation
 // finishes without waiting for each company's next change. It returns how
-// many are still under an old key. The write is compare-and-set: a record
-// changed meanwhile was sealed under the current key by that change.
+// many are still under an old key. The write is a read-modify-write: a
+// record changed meanwhile (a reconcile at start, say) is read again, and
+// left alone when that change already sealed it under the current key.
 func (m *Manager) sealAgain(ctx context.Context, companies []*store.Company) (oldKey int) {
 	for _, c := range companies {
 		if !m.store.OldKey(c) {
 			continue
 		}
-		err := m.store.Update(ctx, c)
+		_, err := m.store.Modify(ctx, c.ID, func(n *store.Company) error {
+			if !m.store.OldKey(n) {
+				return errSealedAlready
+			}
+			return nil
+		})
 		switch {
 		case err == nil:
 			m.log.Info("company record sealed again under the current STATE_KEY", "company_id", c.ID)
-		case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrUnknownCompany):
-			// changed or deleted meanwhile: the next scan looks again
-			oldKey++
+		case errors.Is(err, errSealedAlready), errors.Is(err, store.ErrUnknownCompany):
+		case errors.Is(err, store.ErrConflict):
+			oldKey++ // still changing: the next scan looks again
 		default:
 			oldKey++
 			m.log.Warn("cannot seal a company record again", "company_id", c.ID, "error", err)
@@ -31,3 +37,7 @@ func (m *Manager) sealAgain(ctx context.Context, companies []*store.Company) (ol
 	}
 	return oldKey
 }
+
+// errSealedAlready stops a re-seal whose record a newer write already
+// sealed under the current key.
+var errSealedAlready = errors.New("record already sealed under the current key")
