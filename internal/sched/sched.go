@@ -108,11 +108,29 @@ func (s *Scheduler[R]) Enqueue(key int64, op Job[R]) <-chan R {
 	return ch
 }
 
-// Kick runs the key as soon as possible, adding it if it is new, without
-// waiting for the result.
+// Kick runs the key next: before every key that is due already (after its
+// current run, if any), adding it if it is new, without waiting for the
+// result. A company just connected has no webhook yet; nothing due is more
+// urgent, and its record is still in the store's cache.
 func (s *Scheduler[R]) Kick(key int64) {
 	s.mu.Lock()
-	s.soon(s.item(key))
+	it := s.item(key)
+	if it.running {
+		it.dirty = true
+	} else {
+		at := s.opts.Clock.Now()
+		if len(s.due) > 0 && !s.due[0].next.After(at) {
+			at = s.due[0].next.Add(-time.Nanosecond)
+		}
+		switch {
+		case it.index < 0:
+			it.next = at
+			s.due.push(it)
+		case at.Before(it.next):
+			it.next = at
+			s.due.fix(it.index)
+		}
+	}
 	s.mu.Unlock()
 	s.poke()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -291,5 +292,51 @@ func BenchmarkIdleKeys(b *testing.B) {
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/key")
 		runtime.KeepAlive(s)
+	}
+}
+
+// TestKickGoesFirst: a kicked key runs before the keys that were due
+// already.
+func TestKickGoesFirst(t *testing.T) {
+	t.Parallel()
+	var (
+		mu    sync.Mutex
+		order []int64
+	)
+	gate := make(chan struct{})
+	s := New(Options{Clock: clocktest.New(), Resync: time.Hour, Workers: 1}, func(_ context.Context, key int64) res {
+		if key == 1 {
+			<-gate
+		}
+		mu.Lock()
+		order = append(order, key)
+		mu.Unlock()
+		return res{}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	s.Ensure(1, 0)
+	wg.Go(func() { s.Run(ctx) })
+	settle() // key 1 runs and waits at the gate
+	for k := int64(2); k <= 5; k++ {
+		s.Ensure(k, 0)
+	}
+	s.Kick(99)
+	close(gate)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := len(order)
+		mu.Unlock()
+		if n == 6 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []int64{1, 99, 2, 3, 4, 5}; !slices.Equal(order, want) {
+		t.Errorf("order %v, want %v", order, want)
 	}
 }
