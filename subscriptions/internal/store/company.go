@@ -32,6 +32,10 @@ type Company struct {
 	ConnectedAt time.Time `json:"connected_at"`
 	Status      Status    `json:"status"`
 
+	// APITokenHash is the keyed hash of Secrets.APIToken (see
+	// Store.TokenHash), set on every write; never the token itself.
+	APITokenHash string `json:"api_token_hash,omitempty"`
+
 	Secrets Secrets `json:"-"`
 	// revision is the KV revision this record was read at, for
 	// compare-and-set updates.

@@ -62,6 +62,7 @@ func (e *UnreadableError) Is(target error) bool { return target == ErrUnreadable
 func aad(key string) []byte { return []byte("pipedrive-gateway company record\x00" + key) }
 
 func (s *Store) encode(c *Company) ([]byte, error) {
+	c.APITokenHash = s.hasher.hash(c.Secrets.APIToken)
 	plain, err := json.Marshal(sealedRecord{Company: *c, Secrets: c.Secrets})
 	if err != nil {
 		return nil, err

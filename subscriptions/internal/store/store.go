@@ -28,8 +28,9 @@ var ErrConflict = errors.New("company record changed concurrently")
 // Store keeps companies in a NATS KV bucket, one key per company, each
 // record sealed under the ring's current key.
 type Store struct {
-	kv   jetstream.KeyValue
-	keys *keys.Ring
+	kv     jetstream.KeyValue
+	keys   *keys.Ring
+	hasher tokenHasher
 }
 
 // Open creates or opens the bucket.
@@ -44,7 +45,7 @@ func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas i
 	if err != nil {
 		return nil, fmt.Errorf("failed to open company store %s: %w", bucket, err)
 	}
-	return &Store{kv: kv, keys: ring}, nil
+	return &Store{kv: kv, keys: ring, hasher: newTokenHasher(ring.Current.Master)}, nil
 }
 
 // OldKey reports a record read under a previous key (or in the first
