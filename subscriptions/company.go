@@ -17,8 +17,14 @@ var ErrUnknownCompany = store.ErrUnknownCompany
 // View is a company as the admin API shows it (SPEC §6 COMPANY): never a
 // token or password. Auth is "api_token" or "oauth"; State is "ok",
 // "pending" (not reconciled yet) or "error".
+//
+// A PIPEDRIVE_API_TOKENS entry that is not connected yet is a View too,
+// with CompanyID 0 and TokenEntry its position in the list (1-based);
+// State is "pending" while it is retried, "error" when Pipedrive refused
+// the token; LastReconcile is its last try.
 type View struct {
 	CompanyID        int64      `json:"company_id"`
+	TokenEntry       int        `json:"token_entry,omitempty"`
 	Domain           string     `json:"domain"`
 	Auth             string     `json:"auth"`
 	WebhookID        *int64     `json:"webhook_id"`
@@ -79,13 +85,16 @@ func (m *Manager) get(ctx context.Context, id int64) (View, error) {
 func (m *Manager) Company(ctx context.Context, id int64) (View, error) { return m.get(ctx, id) }
 
 // Companies lists every connected company, ordered by id, those whose
-// record is unreadable included (state "error").
+// record is unreadable included (state "error"), then the
+// PIPEDRIVE_API_TOKENS entries not connected yet, by position. A replica
+// that does not lead lists those as pending without the reason: only the
+// leader tries them.
 func (m *Manager) Companies(ctx context.Context) ([]View, error) {
 	companies, bad, err := m.store.List(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return views(companies, bad), nil
+	return append(views(companies, bad), m.tokens.views()...), nil
 }
 
 // ErrUnreadable means the company's stored record cannot be read (changed

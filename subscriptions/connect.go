@@ -46,22 +46,49 @@ func (m *Manager) reconcileAndGet(ctx context.Context, id int64) (View, error) {
 	return m.get(ctx, id)
 }
 
-// connectConfigured connects the PIPEDRIVE_API_TOKENS companies: declarative,
-// at every start of a leader. A token that is unchanged costs one /users/me.
-func (m *Manager) connectConfigured(ctx context.Context) {
-	for i, tok := range m.opts.APITokens {
-		me, err := m.api.Me(ctx, "", pipedrive.Credentials{APIToken: tok})
-		if err != nil {
-			m.log.Error("cannot connect a PIPEDRIVE_API_TOKENS entry", "entry", i+1, "error", err)
-			continue
-		}
-		if c, err := m.store.Get(ctx, me.CompanyID); err == nil && c.Auth == store.AuthAPIToken && c.Secrets.APIToken == tok {
-			continue
-		}
-		if _, err := m.upsert(ctx, me, store.AuthAPIToken, func(s *store.Secrets) { s.APIToken = tok }); err != nil {
-			m.log.Error("cannot store a PIPEDRIVE_API_TOKENS company", "entry", i+1, "company_id", me.CompanyID, "error", err)
-		}
+// connectEntry connects PIPEDRIVE_API_TOKENS entry i (the leader's job for
+// its key): GET /users/me names the company, the company is stored and its
+// first reconcile runs at once. A failure returns to the scheduler, which
+// tries again after Pipedrive's Retry-After (429) or a back-off (5xx,
+// timeouts), or at the next resync when Pipedrive refuses the token; the
+// entry is listed as pending meanwhile. An entry that a record connects
+// already (by its keyed token hash) costs no call at all.
+func (m *Manager) connectEntry(ctx context.Context, i int) result {
+	if m.tokens.companyOf(i) != 0 {
+		return result{gone: true}
 	}
+	me, err := m.api.Me(ctx, "", pipedrive.Credentials{APIToken: m.tokens.value(i)})
+	if err != nil {
+		res := classify(fmt.Errorf("failed to identify the company of PIPEDRIVE_API_TOKENS entry %d: %w", i+1, err))
+		if m.tokens.failed(i, res, statusOf(err), m.opts.Clock.Now()) {
+			m.log.Warn("cannot connect a PIPEDRIVE_API_TOKENS entry yet; retrying", "entry", i+1, "error", res.err, "permanent", res.permanent)
+		}
+		return res
+	}
+	if j, ok := m.tokens.ownerOf(me.CompanyID); ok && j != i {
+		// Two users' tokens for one company: one webhook, with the first.
+		m.log.Warn("PIPEDRIVE_API_TOKENS entries name the same company; keeping the first", "entry", i+1, "other_entry", j+1, "company_id", me.CompanyID)
+		m.tokens.connected(i, me.CompanyID)
+		return result{gone: true}
+	}
+	c, err := m.upsert(ctx, me, store.AuthAPIToken, func(s *store.Secrets) { s.APIToken = m.tokens.value(i) })
+	if err != nil {
+		res := result{err: fmt.Errorf("failed to store the company of PIPEDRIVE_API_TOKENS entry %d: %w", i+1, err)}
+		m.tokens.failed(i, res, 0, m.opts.Clock.Now())
+		return res
+	}
+	m.tokens.connected(i, c.ID)
+	m.sched.Kick(c.ID)
+	return result{gone: true}
+}
+
+// statusOf is the HTTP status of a failed call, 0 when none came back.
+func statusOf(err error) int {
+	var apiErr *pipedrive.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Status
+	}
+	return 0
 }
 
 // upsert stores a company found through /users/me with new credentials. An

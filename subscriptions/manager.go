@@ -16,6 +16,8 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -80,12 +82,22 @@ type Manager struct {
 	// grants keeps install tickets and OAuth states.
 	grants *grants.Grants
 	// seen remembers the nonces of the commands the leader accepted.
-	seen  *nonces
-	cache *credentialCache
-	lease *lease.Lease
-	sched *sched.Scheduler[result]
-	rec   *reconciler
-	log   *slog.Logger
+	seen   *nonces
+	cache  *credentialCache
+	tokens *apiTokens
+	lease  *lease.Lease
+	sched  *sched.Scheduler[result]
+	rec    *reconciler
+	log    *slog.Logger
+	// leading is set while this replica leads.
+	leading atomic.Bool
+
+	// oldKey holds the companies whose record the watch last saw sealed
+	// under a previous STATE_KEY (or in the first format): the leader seals
+	// them again at once and every storeSync, without scanning the store.
+	oldKeyMu sync.Mutex
+	oldKey   map[int64]struct{}
+	reseal   chan int64
 }
 
 // New opens the store and the lease bucket.
@@ -130,14 +142,29 @@ func New(ctx context.Context, opts Options, nc *nats.Conn, js jetstream.JetStrea
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{opts: opts, nc: nc, api: api, keys: ring, store: st, grants: gr, seen: newNonces(), lease: l, log: log, cache: newCredentialCache(st, log)}
+	m := &Manager{
+		opts: opts, nc: nc, api: api, keys: ring, store: st, grants: gr, seen: newNonces(), lease: l, log: log,
+		tokens: newAPITokens(opts.APITokens, st.TokenHash), oldKey: map[int64]struct{}{}, reseal: make(chan int64, 1024),
+	}
+	m.cache = newCredentialCache(st, log, m.observe)
 	m.rec = &reconciler{
 		store: st, api: api, webhookURL: opts.WebhookURL, name: opts.WebhookName,
-		now: opts.Clock.Now, log: log, metrics: opts.Metrics, onWebhook: opts.OnWebhook,
+		now: opts.Clock.Now, log: log, metrics: opts.Metrics, onWebhook: opts.OnWebhook, pauses: newPauses(),
 		tracer: opts.Tracer.Tracer("github.com/pipedrive-gateway/pipedrive-gateway/subscriptions"),
 	}
-	m.sched = sched.New(sched.Options{Clock: opts.Clock, Resync: opts.ResyncInterval, Workers: opts.Concurrency}, m.rec.reconcile)
+	m.sched = sched.New(sched.Options{Clock: opts.Clock, Resync: opts.ResyncInterval, Workers: opts.Concurrency}, m.work)
+	opts.Metrics.APITokens(m.tokens.counts)
 	return m, nil
+}
+
+// work is the scheduler's job: a company id is reconciled, a negative key
+// is a PIPEDRIVE_API_TOKENS entry to connect. Both share the workers, so
+// RECONCILE_CONCURRENCY bounds connects and reconciles together.
+func (m *Manager) work(ctx context.Context, key int64) result {
+	if i, ok := entryOf(key); ok {
+		return m.connectEntry(ctx, i)
+	}
+	return m.rec.reconcile(ctx, key)
 }
 
 // WebhookCredentials returns the Basic credentials of a managed company,
@@ -168,12 +195,10 @@ func (m *Manager) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
-// storeSync is how often the leader looks for companies it has not
-// scheduled (connected through another replica while a command was lost).
-const storeSync = 30 * time.Second
-
-// lead is the leader's work: connect the configured tokens, schedule every
-// company, answer commands, and run the scheduler.
+// lead is the leader's work: schedule every company and every
+// PIPEDRIVE_API_TOKENS entry not connected yet, answer commands, seal
+// records again after a STATE_KEY rotation, and run the scheduler until
+// ctx ends.
 func (m *Manager) lead(ctx context.Context) {
 	sub, err := m.nc.Subscribe(m.commandSubject(), m.handleCommand)
 	if err != nil {
@@ -186,35 +211,164 @@ func (m *Manager) lead(ctx context.Context) {
 	schedDone := make(chan struct{})
 	go func() { defer close(schedDone); m.sched.Run(ctx) }()
 	defer func() { <-schedDone }()
-	m.connectConfigured(ctx)
+	// From now on the store watch schedules companies that appear.
+	m.leading.Store(true)
+	defer m.leading.Store(false)
+	for !m.scheduleAll(ctx, true) {
+		select { // the store cannot be read yet: try again soon
+		case <-ctx.Done():
+			return
+		case <-m.opts.Clock.At(m.opts.Clock.Now().Add(storeRetry)):
+		}
+	}
+	resync := m.opts.Clock.At(m.opts.Clock.Now().Add(m.opts.ResyncInterval))
 	for {
-		m.syncSchedule(ctx)
 		select {
 		case <-ctx.Done():
 			return
+		case <-resync:
+			m.scheduleAll(ctx, false)
+			resync = m.opts.Clock.At(m.opts.Clock.Now().Add(m.opts.ResyncInterval))
+		case id := <-m.reseal:
+			m.sealAgainIDs(ctx, []int64{id})
 		case <-m.opts.Clock.At(m.opts.Clock.Now().Add(storeSync)):
+			m.sealAgainIDs(ctx, m.oldKeyIDs())
 		}
 	}
 }
 
-// syncSchedule adds every stored company to the scheduler; new ones run
-// now, spread over a few seconds so that a restart does not burst.
-func (m *Manager) syncSchedule(ctx context.Context) {
-	companies, bad, err := m.store.List(ctx)
+const (
+	// storeRetry is the wait before a leader that could not read the store
+	// at its start tries again.
+	storeRetry = 5 * time.Second
+	// storeSync is how often the leader seals again the records the watch
+	// saw under an old key that are left (a replica not yet rotated wrote
+	// one, or it changed while being sealed); none: no work.
+	storeSync = 30 * time.Second
+	// restartSpacing spreads the first reconcile of the companies a leader
+	// finds at its start: N companies over N × restartSpacing (at most
+	// RESYNC_INTERVAL), so a restart costs one list per company at an even
+	// pace instead of a burst of N lists.
+	restartSpacing = 50 * time.Millisecond
+	// watchDelay is how long a company that appears in the store waits for
+	// the command that normally asks for its first reconcile, before the
+	// leader runs it anyway (a command lost between replicas).
+	watchDelay = 10 * time.Second
+)
+
+// scheduleAll adds every readable stored company to the scheduler, and
+// every PIPEDRIVE_API_TOKENS entry that no record connects; it seals again
+// the records under an old key and reports the records by key. At a
+// leader's start the companies already reconciled once are spread over a
+// window; pending ones (never reconciled) run at once. Later calls (every
+// RESYNC_INTERVAL) only catch what the watch may have missed. It reads one
+// record at a time, so that 100,000 companies never sit in memory at once,
+// and reports whether the store could be read.
+func (m *Manager) scheduleAll(ctx context.Context, start bool) bool {
+	ids, err := m.store.IDs(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			m.log.Warn("cannot list companies", "error", err)
 		}
+		return false
+	}
+	window := min(m.opts.ResyncInterval, time.Duration(len(ids))*restartSpacing)
+	oldKey, unreadable := 0, 0
+	for i, id := range ids {
+		c, err := m.store.Get(ctx, id)
+		var ue *store.UnreadableError
+		switch {
+		case errors.Is(err, store.ErrUnknownCompany): // deleted meanwhile
+			continue
+		case errors.As(err, &ue):
+			// Not scheduled: its company is not reconciled until the
+			// record is readable again (the watch sees it then).
+			unreadable++
+			m.opts.Metrics.Company(unreadableView(ue))
+			continue
+		case err != nil:
+			if ctx.Err() != nil {
+				return false
+			}
+			m.sched.Ensure(id, 0) // its run reports the error
+			continue
+		}
+		m.tokens.seen(c)
+		m.opts.Metrics.Company(viewOf(c))
+		oldKey += m.sealAgain(ctx, []*store.Company{c})
+		delay := time.Duration(0)
+		if start && c.Status.LastReconcile != nil {
+			delay = window * time.Duration(i) / time.Duration(len(ids))
+		}
+		m.sched.Ensure(id, delay)
+	}
+	for _, i := range m.tokens.toConnect() {
+		m.sched.Ensure(entryKey(i), 0)
+	}
+	m.opts.Metrics.Records(oldKey, unreadable)
+	return true
+}
+
+// observe follows every change of the store (on every replica): the
+// configured entries it connects, the records under an old key and, on
+// the leader, companies to schedule and the metrics of those that went.
+func (m *Manager) observe(ch store.Change) {
+	old := ch.Company != nil && m.store.OldKey(ch.Company)
+	m.oldKeyMu.Lock()
+	if old {
+		m.oldKey[ch.ID] = struct{}{}
+	} else {
+		delete(m.oldKey, ch.ID)
+	}
+	m.oldKeyMu.Unlock()
+	if ch.Company != nil {
+		m.tokens.seen(ch.Company)
+	} else if ch.Err == nil {
+		m.tokens.gone(ch.ID)
+	}
+	// The initial values of the watch are the companies the leader lists
+	// and spreads at its start; only later changes are new.
+	if !m.leading.Load() || !m.cache.synced.Load() {
 		return
 	}
-	// An unreadable record is not scheduled: its company is not reconciled
-	// until the record is readable again.
-	for i, c := range companies {
-		m.sched.Ensure(c.ID, time.Duration(i)*100*time.Millisecond)
+	switch {
+	case ch.Company != nil:
+		m.sched.Ensure(ch.ID, watchDelay)
+		if old {
+			select {
+			case m.reseal <- ch.ID:
+			default: // the next storeSync takes it
+			}
+		}
+	case ch.Err == nil:
+		m.opts.Metrics.CompanyGone(ch.ID)
 	}
-	oldKey := m.sealAgain(ctx, companies)
-	m.opts.Metrics.Companies(views(companies, bad))
-	m.opts.Metrics.Records(oldKey, len(bad))
+}
+
+// oldKeyIDs are the companies last seen under an old key.
+func (m *Manager) oldKeyIDs() []int64 {
+	m.oldKeyMu.Lock()
+	defer m.oldKeyMu.Unlock()
+	ids := make([]int64, 0, len(m.oldKey))
+	for id := range m.oldKey {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// sealAgainIDs reads the companies and seals again those still under an
+// old key, then reports the records by key.
+func (m *Manager) sealAgainIDs(ctx context.Context, ids []int64) {
+	for _, id := range ids {
+		c, err := m.store.Get(ctx, id)
+		if err == nil {
+			m.sealAgain(ctx, []*store.Company{c})
+		}
+	}
+	m.oldKeyMu.Lock()
+	left := len(m.oldKey)
+	m.oldKeyMu.Unlock()
+	m.opts.Metrics.Records(left, m.cache.badCount())
 }
 
 func randomHex(n int) string {

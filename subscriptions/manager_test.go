@@ -75,11 +75,12 @@ func (l *leaders) who() []string {
 // leaderMetrics measures nothing but the lead.
 type leaderMetrics func(bool)
 
-func (f leaderMetrics) Leader(on bool)                 { f(on) }
-func (leaderMetrics) Reconciled(string, time.Duration) {}
-func (leaderMetrics) Company(View)                     {}
-func (leaderMetrics) Companies([]View)                 {}
-func (leaderMetrics) Records(int, int)                 {}
+func (f leaderMetrics) Leader(on bool)                  { f(on) }
+func (leaderMetrics) Reconciled(string, time.Duration)  {}
+func (leaderMetrics) Company(View)                      {}
+func (leaderMetrics) CompanyGone(int64)                 {}
+func (leaderMetrics) Records(int, int)                  {}
+func (leaderMetrics) APITokens(func() map[string]int64) {}
 
 func TestLeaderElection(t *testing.T) {
 	t.Parallel()

@@ -2,6 +2,7 @@ package subscriptions
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -22,20 +23,26 @@ type Metrics interface {
 	Leader(leader bool)
 	// Company reports one company as just reconciled.
 	Company(c View)
-	// Companies reports every company (the leader's periodic scan).
-	Companies(cs []View)
-	// Records reports, from the same scan, the records still sealed under
-	// a previous key (or in the first format) and the unreadable ones.
+	// CompanyGone reports a company that was disconnected.
+	CompanyGone(id int64)
+	// Records reports the records still sealed under a previous key (or
+	// in the first format) and the unreadable ones (the leader's scan at
+	// its start and every RESYNC_INTERVAL, and every 30 s while records
+	// under an old key are left).
 	Records(oldKey, unreadable int)
+	// APITokens gives, once, what counts the PIPEDRIVE_API_TOKENS entries
+	// by state (connected, pending, error).
+	APITokens(count func() map[string]int64)
 }
 
 type noMetrics struct{}
 
-func (noMetrics) Reconciled(string, time.Duration) {}
-func (noMetrics) Leader(bool)                      {}
-func (noMetrics) Company(View)                     {}
-func (noMetrics) Companies([]View)                 {}
-func (noMetrics) Records(int, int)                 {}
+func (noMetrics) Reconciled(string, time.Duration)  {}
+func (noMetrics) Leader(bool)                       {}
+func (noMetrics) Company(View)                      {}
+func (noMetrics) CompanyGone(int64)                 {}
+func (noMetrics) Records(int, int)                  {}
+func (noMetrics) APITokens(func() map[string]int64) {}
 
 func (r result) outcome() string {
 	switch {
@@ -56,22 +63,42 @@ type OTelMetrics struct {
 	duration metric.Float64Histogram
 	calls    metric.Int64Counter
 
-	mu        sync.Mutex
-	leader    bool
+	mu      sync.Mutex
+	leader  bool
+	records [2]int64 // old key, unreadable
+	tokens  func() map[string]int64
+
+	// Per company, small and pointer-free: 100,000 companies are a few
+	// megabytes and nothing for the garbage collector to scan.
 	companies map[int64]companyGauge
-	limits    map[int64]pipedrive.RateLimit
-	records   [2]int64 // old key, unreadable
+	limits    map[int64]budgets
 }
 
 type companyGauge struct {
-	state   string
+	state   uint8 // index in states
 	healthy bool
 }
+
+// states are the webhook states, by companyGauge.state.
+var states = [...]string{store.StateOK, store.StatePending, store.StateError}
+
+func stateCode(state string) uint8 {
+	for i, s := range states {
+		if s == state {
+			return uint8(i)
+		}
+	}
+	return uint8(slices.Index(states[:], store.StateError)) // unknown: not healthy either
+}
+
+// budgets are what Pipedrive last reported a company has left (-1: not
+// reported): requests in the burst window, tokens for the day.
+type budgets struct{ burst, daily int32 }
 
 // NewOTelMetrics creates the instruments on mp.
 func NewOTelMetrics(mp metric.MeterProvider) *OTelMetrics {
 	m := mp.Meter("github.com/pipedrive-gateway/pipedrive-gateway/subscriptions")
-	x := &OTelMetrics{companies: map[int64]companyGauge{}, limits: map[int64]pipedrive.RateLimit{}}
+	x := &OTelMetrics{companies: map[int64]companyGauge{}, limits: map[int64]budgets{}}
 	x.runs, _ = m.Int64Counter("pipedrive_gateway.reconcile_runs", metric.WithDescription("Reconcile runs by result: ok, retry (backing off), error (waits for the resync), gone."))
 	x.duration, _ = m.Float64Histogram("pipedrive_gateway.reconcile.duration", metric.WithUnit("s"), metric.WithDescription("Duration of reconcile runs."))
 	x.calls, _ = m.Int64Counter("pipedrive_gateway.pipedrive_api_calls", metric.WithDescription("Pipedrive API calls by route template and HTTP status (0 = no response)."))
@@ -90,6 +117,8 @@ func NewOTelMetrics(mp metric.MeterProvider) *OTelMetrics {
 		metric.WithInt64Callback(x.observeRecords))
 	_, _ = m.Int64ObservableGauge("pipedrive_gateway.pipedrive_ratelimit_remaining", metric.WithDescription("Per company: requests left in Pipedrive's rate-limit window (burst) and daily token budget (daily), from the last API response."),
 		metric.WithInt64Callback(x.observeLimits))
+	_, _ = m.Int64ObservableGauge("pipedrive_gateway.api_tokens", metric.WithDescription("PIPEDRIVE_API_TOKENS entries by state: connected, pending (retried with back-off), error (refused by Pipedrive; retried at the next resync); reported by the leader."),
+		metric.WithInt64Callback(x.observeTokens))
 	return x
 }
 
@@ -126,20 +155,32 @@ func (x *OTelMetrics) Company(c View) {
 	x.companies[c.CompanyID] = gaugeOf(c)
 }
 
-// Companies implements Metrics.
-func (x *OTelMetrics) Companies(cs []View) {
-	m := make(map[int64]companyGauge, len(cs))
-	for _, c := range cs {
-		m[c.CompanyID] = gaugeOf(c)
-	}
+// CompanyGone implements Metrics.
+func (x *OTelMetrics) CompanyGone(id int64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.companies = m
-	for id := range x.limits {
-		if _, ok := m[id]; !ok {
-			delete(x.limits, id)
-		}
+	delete(x.companies, id)
+	delete(x.limits, id)
+}
+
+// APITokens implements Metrics.
+func (x *OTelMetrics) APITokens(count func() map[string]int64) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.tokens = count
+}
+
+func (x *OTelMetrics) observeTokens(_ context.Context, o metric.Int64Observer) error {
+	x.mu.Lock()
+	leader, count := x.leader, x.tokens
+	x.mu.Unlock()
+	if !leader || count == nil {
+		return nil
 	}
+	for state, n := range count() {
+		o.Observe(n, metric.WithAttributes(attribute.String("state", state)))
+	}
+	return nil
 }
 
 // Records implements Metrics.
@@ -171,7 +212,7 @@ func gaugeOf(c View) companyGauge {
 	if s := c.LastHTTPStatus; s != nil && (*s < 200 || *s > 299) {
 		ok = false
 	}
-	return companyGauge{state: c.State, healthy: ok}
+	return companyGauge{state: stateCode(c.State), healthy: ok}
 }
 
 // APIResponse is the Pipedrive client's OnResponse hook.
@@ -179,7 +220,7 @@ func (x *OTelMetrics) APIResponse(ctx context.Context, route string, status int,
 	x.calls.Add(ctx, 1, metric.WithAttributes(attribute.String("route", route), attribute.Int("status", status)))
 	if id, ok := companyFrom(ctx); ok && status != 0 {
 		x.mu.Lock()
-		x.limits[id] = rl
+		x.limits[id] = budgets{burst: int32(rl.Remaining), daily: int32(rl.DailyRemaining)}
 		x.mu.Unlock()
 	}
 }
@@ -192,7 +233,7 @@ func (x *OTelMetrics) observeStates(_ context.Context, o metric.Int64Observer) e
 	}
 	counts := map[string]int64{store.StateOK: 0, store.StatePending: 0, store.StateError: 0}
 	for _, g := range x.companies {
-		counts[g.state]++
+		counts[states[g.state]]++
 	}
 	for state, n := range counts {
 		o.Observe(n, metric.WithAttributes(attribute.String("state", state)))
@@ -214,11 +255,11 @@ func (x *OTelMetrics) observeLimits(_ context.Context, o metric.Int64Observer) e
 	defer x.mu.Unlock()
 	for id, rl := range x.limits {
 		cid := attribute.String("company_id", strconv.FormatInt(id, 10))
-		if rl.Remaining >= 0 {
-			o.Observe(int64(rl.Remaining), metric.WithAttributes(cid, attribute.String("window", "burst")))
+		if rl.burst >= 0 {
+			o.Observe(int64(rl.burst), metric.WithAttributes(cid, attribute.String("window", "burst")))
 		}
-		if rl.DailyRemaining >= 0 {
-			o.Observe(int64(rl.DailyRemaining), metric.WithAttributes(cid, attribute.String("window", "daily")))
+		if rl.daily >= 0 {
+			o.Observe(int64(rl.daily), metric.WithAttributes(cid, attribute.String("window", "daily")))
 		}
 	}
 	return nil

@@ -36,6 +36,7 @@ type reconciler struct {
 	metrics    Metrics
 	tracer     trace.Tracer
 	onWebhook  func(ctx context.Context, companyID int64, f WebhookFinding)
+	pauses     *pauses
 }
 
 // result of one run, for the scheduler and the command reply.
@@ -93,7 +94,11 @@ func (r *reconciler) reconcile(ctx context.Context, id int64) (res result) {
 	if err != nil {
 		return result{err: err}
 	}
+	if p := r.pauses.check(id, r.now()); p != nil {
+		return *p // not a new outcome: the company keeps its status
+	}
 	res = r.apply(ctx, c)
+	r.pauses.note(id, r.now(), res)
 	r.record(ctx, c, res)
 	return res
 }
@@ -153,8 +158,18 @@ func (r *reconciler) disconnect(ctx context.Context, id int64, force bool) resul
 	return result{gone: true}
 }
 
-// deleteOurs deletes every webhook of ours at the company.
+// deleteOurs deletes every webhook of ours at the company, unless
+// Pipedrive asked to wait before calling again for it.
 func (r *reconciler) deleteOurs(ctx context.Context, c *store.Company) result {
+	if p := r.pauses.check(c.ID, r.now()); p != nil {
+		return *p
+	}
+	res := r.deleteAll(ctx, c)
+	r.pauses.note(c.ID, r.now(), res)
+	return res
+}
+
+func (r *reconciler) deleteAll(ctx context.Context, c *store.Company) result {
 	if err := r.freshToken(ctx, c); err != nil {
 		return classify(fmt.Errorf("failed to refresh the OAuth token: %w", err))
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -262,7 +263,13 @@ func newSubscriptions(ctx context.Context, cfg *config.Config, r *relay.Relay, a
 // backfill; its calls are counted in the subscription metrics.
 func newAPI(cfg *config.Config, o options) (*pipedrive.Client, *subscriptions.OTelMetrics) {
 	metrics := subscriptions.NewOTelMetrics(o.tel.Meter)
+	// Keep a connection per worker: the default of two idle connections a
+	// host closes and redials most of RECONCILE_CONCURRENCY calls to one API
+	// host (PIPEDRIVE_API_URL, a proxy).
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = cfg.Pipedrive.ReconcileConcurrency
 	return pipedrive.New(pipedrive.Options{
+		HTTPClient:   &http.Client{Transport: transport}, // each call has its own deadline
 		Tracer:       o.tel.Tracer,
 		OnResponse:   metrics.APIResponse,
 		APIURL:       cfg.Pipedrive.APIURL,

@@ -112,13 +112,41 @@ func (s *Server) SetChaosDelay(d time.Duration) {
 	s.chaosDelay = d
 }
 
+type companyFault struct {
+	until time.Time
+	fault Fault
+}
+
+// FailCompany makes every API request made with a company's credentials
+// fail with f until the fake's clock (see SetClock) reaches until: one
+// company rate-limited or down while the others are not. FailNext faults
+// queued for a route take precedence. A zero until clears it.
+func (s *Server) FailCompany(companyID int64, until time.Time, f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if until.IsZero() {
+		delete(s.companyFaults, companyID)
+		return
+	}
+	if s.companyFaults == nil {
+		s.companyFaults = map[int64]companyFault{}
+	}
+	s.companyFaults[companyID] = companyFault{until: until, fault: f}
+}
+
 // takeFault pops the fault for this request, if any. Callers hold s.mu.
-func (s *Server) takeFault(route string, api bool) (Fault, bool) {
+func (s *Server) takeFault(route string, api bool, companyID int64) (Fault, bool) {
 	for i, p := range s.faults {
 		if p.route == route || p.route == "*" {
 			s.faults = append(s.faults[:i:i], s.faults[i+1:]...)
 			return p.fault, true
 		}
+	}
+	if cf, ok := s.companyFaults[companyID]; ok && api {
+		if s.now().Before(cf.until) {
+			return cf.fault, true
+		}
+		delete(s.companyFaults, companyID)
 	}
 	if !api || s.chaosRate <= 0 || s.chaosRand == nil || s.chaosRand.Float64() >= s.chaosRate {
 		return Fault{}, false

@@ -67,7 +67,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if co := s.lookup(x.token, x.bearer); co != nil {
 		companyID = co.ID
 	}
-	f, faulty := s.takeFault(x.rt.name(), x.rt.api)
+	f, faulty := s.takeFault(x.rt.name(), x.rt.api, companyID)
 	call := Call{
 		Method: r.Method, Route: x.rt.name(), Template: x.rt.template, Path: r.URL.Path,
 		RawQuery: r.URL.RawQuery, Header: r.Header, CompanyID: companyID,

@@ -86,26 +86,27 @@ type Server struct {
 	srv  *httptest.Server
 	http *httpServer // set by Serve
 
-	mu           sync.Mutex
-	now          func() time.Time
-	url          string
-	companies    map[int64]*company
-	ranges       []companyRange
-	apiTokens    map[string]int64
-	revoked      map[string]bool // range tokens revoked before first use
-	hookOwner    map[int64]int64 // webhook id → company id; ids are server-wide
-	nextHookID   int64
-	calls        []Call
-	discardCalls bool
-	usage        map[string]*Usage
-	faults       []pendingFault
-	chaosRate    float64
-	chaosRand    *rand.Rand
-	chaosDelay   time.Duration
-	burstLimit   int
-	burstOn      bool
-	windows      map[string]*window
-	assume       Assumptions
+	mu            sync.Mutex
+	now           func() time.Time
+	url           string
+	companies     map[int64]*company
+	ranges        []companyRange
+	apiTokens     map[string]int64
+	revoked       map[string]bool // range tokens revoked before first use
+	hookOwner     map[int64]int64 // webhook id → company id; ids are server-wide
+	nextHookID    int64
+	calls         []Call
+	discardCalls  bool
+	usage         map[string]*Usage
+	faults        []pendingFault
+	companyFaults map[int64]companyFault
+	chaosRate     float64
+	chaosRand     *rand.Rand
+	chaosDelay    time.Duration
+	burstLimit    int
+	burstOn       bool
+	windows       map[string]*window
+	assume        Assumptions
 
 	oauth oauthState
 

@@ -115,6 +115,24 @@ func (s *Store) List(ctx context.Context) ([]*Company, []*UnreadableError, error
 	return out, bad, nil
 }
 
+// IDs returns the id of every company, ordered: with Get, a scan that
+// holds one record at a time instead of all of them (List).
+func (s *Store) IDs(ctx context.Context) ([]int64, error) {
+	lister, err := s.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("failed to list companies: %w", err)
+	}
+	defer lister.Stop()
+	var out []int64
+	for k := range lister.Keys() {
+		if id, ok := companyID(k); ok {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
 // Create stores a new company; ErrConflict if it exists.
 func (s *Store) Create(ctx context.Context, c *Company) error {
 	b, err := s.encode(c)
