@@ -68,17 +68,7 @@ func (a *Service) webhookFinding(ctx context.Context, id int64, f subscriptions.
 // credentials.
 type companies struct{ m *subscriptions.Manager }
 
-func (c companies) CompanyIDs(ctx context.Context) ([]int64, error) {
-	views, err := c.m.Companies(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ids := make([]int64, 0, len(views))
-	for _, v := range views {
-		ids = append(ids, v.CompanyID)
-	}
-	return ids, nil
-}
+func (c companies) CompanyIDs(ctx context.Context) ([]int64, error) { return c.m.CompanyIDs(ctx) }
 
 func (c companies) Target(ctx context.Context, id int64) (backfill.Target, error) {
 	domain, cred, err := c.m.APICredentials(ctx, id)
