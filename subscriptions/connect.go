@@ -72,6 +72,14 @@ func (m *Manager) connectEntry(ctx context.Context, i int) result {
 		return result{gone: true}
 	}
 	c, err := m.upsert(ctx, me, store.AuthAPIToken, func(s *store.Secrets) { s.APIToken = m.tokens.value(i) })
+	if errors.Is(err, store.ErrUnreadable) {
+		// The company is connected, but its record cannot be read (a wrong
+		// STATE_KEY, or changed outside the gateway): it is listed as an
+		// unreadable company, and never written over from here.
+		m.log.Warn("the company of a PIPEDRIVE_API_TOKENS entry has an unreadable record; not connecting it again", "entry", i+1, "company_id", me.CompanyID)
+		m.tokens.connected(i, me.CompanyID)
+		return result{gone: true}
+	}
 	if err != nil {
 		res := result{err: fmt.Errorf("failed to store the company of PIPEDRIVE_API_TOKENS entry %d: %w", i+1, err)}
 		m.tokens.failed(i, res, 0, m.opts.Clock.Now())
