@@ -128,6 +128,12 @@ func TestWrongStateKey(t *testing.T) {
 		t.Errorf("an unmanaged company with the static credentials: %d, want 200", got)
 	}
 	for id, c := range servicetest.Companies(t, r.OpsURL(), adminToken) {
+		if id == 0 {
+			// A PIPEDRIVE_API_TOKENS entry not tried yet: with the wrong key
+			// its record's token hash cannot be read either, so it is pending
+			// until one /users/me names its (unreadable) company.
+			continue
+		}
 		if c.State != "error" {
 			t.Errorf("company %d listed as %q with the wrong key, want error", id, c.State)
 		}
