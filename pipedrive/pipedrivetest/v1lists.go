@@ -51,17 +51,26 @@ func (s *Server) v1Rows(x *exchange, kind string, keep func(o *Object, now time.
 	return out
 }
 
+// offsetSinceQuery reads the paging and updated_since of a v1 offset
+// list; ok is false once it has answered 400.
+func offsetSinceQuery(x *exchange) (start, limit int, since time.Time, ok bool) {
+	if start, limit, ok = offsetQuery(x); !ok {
+		return 0, 0, time.Time{}, false
+	}
+	since, err := queryTime(x.r.URL.Query(), "updated_since")
+	if err != nil {
+		x.badRequest("%v", err)
+		return 0, 0, time.Time{}, false
+	}
+	return start, limit, since, true
+}
+
 func (s *Server) handleLeads(x *exchange) {
-	start, limit, ok := offsetQuery(x)
+	start, limit, since, ok := offsetSinceQuery(x)
 	if !ok {
 		return
 	}
 	q := x.r.URL.Query()
-	since, err := queryTime(q, "updated_since")
-	if err != nil {
-		x.badRequest("%v", err)
-		return
-	}
 	archived := x.rt.template == "/v1/leads/archived"
 	s.mu.Lock()
 	if archived && !s.assume.ArchivedLeadsUpdatedSince {
@@ -82,16 +91,11 @@ func (s *Server) handleLeads(x *exchange) {
 }
 
 func (s *Server) handleNotes(x *exchange) {
-	start, limit, ok := offsetQuery(x)
+	start, limit, since, ok := offsetSinceQuery(x)
 	if !ok {
 		return
 	}
 	q := x.r.URL.Query()
-	since, err := queryTime(q, "updated_since")
-	if err != nil {
-		x.badRequest("%v", err)
-		return
-	}
 	s.mu.Lock()
 	showDeleted := s.assume.ListsShowDeleted
 	s.mu.Unlock()
