@@ -1,6 +1,7 @@
 package subscriptions
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -39,10 +40,43 @@ type credentialCache struct {
 	loaded chan struct{}
 }
 
-// webhookCred is a company's webhook user and password, concatenated.
+// webhookCred is a company's webhook user and password, concatenated,
+// with what the leader needs of the record to schedule the company and
+// report its gauges at its start without reading the record again.
 type webhookCred struct {
 	both    string
 	userLen uint32
+	summary
+}
+
+// summary is the little of a record that scheduling and the company
+// gauges need: it fits in the padding of webhookCred.
+type summary struct {
+	// reconciled: the company was reconciled at least once (its first
+	// reconcile after a leader's start can wait; a pending one cannot).
+	reconciled bool
+	state      uint8 // index in states
+	// httpStatus is Pipedrive's last delivery status of our webhook (0:
+	// none reported).
+	httpStatus int16
+}
+
+func summaryOf(c *store.Company) summary {
+	s := summary{reconciled: c.Status.LastReconcile != nil, state: stateCode(c.Status.State)}
+	if p := c.Status.LastHTTPStatus; p != nil && *p > 0 && *p < 1000 {
+		s.httpStatus = int16(*p)
+	}
+	return s
+}
+
+// view is the part of the company's View that the gauges read.
+func (s summary) view(id int64) View {
+	v := View{CompanyID: id, State: states[s.state]}
+	if s.httpStatus != 0 {
+		st := int(s.httpStatus)
+		v.LastHTTPStatus = &st
+	}
+	return v
 }
 
 func (v webhookCred) user() string     { return v.both[:v.userLen] }
@@ -138,27 +172,71 @@ func (c *credentialCache) apply(ch store.Change) {
 	case ch.Company == nil:
 		c.forget(ch.ID)
 	default:
-		c.put(ch.Company.ID, ch.Company.WebhookUser, ch.Company.Secrets.WebhookPassword)
+		c.put(ch.Company.ID, ch.Company.WebhookUser, ch.Company.Secrets.WebhookPassword, summaryOf(ch.Company))
 	}
 	if c.onChange != nil {
 		c.onChange(ch)
 	}
 }
 
-// put stores the credentials unless they are those already held: every
-// reconcile rewrites the record, rarely the credentials.
-func (c *credentialCache) put(id int64, user, password string) {
+// put stores the credentials and summary, keeping the credentials already
+// held when they are the same: every reconcile rewrites the record, rarely
+// the credentials.
+func (c *credentialCache) put(id int64, user, password string, sum summary) {
 	c.mu.RLock()
 	v, ok := c.creds[id]
 	_, wasBad := c.bad[id]
 	c.mu.RUnlock()
 	if ok && !wasBad && v.user() == user && v.password() == password {
-		return
+		if v.summary == sum {
+			return
+		}
+		v.summary = sum
+	} else {
+		v = webhookCred{both: user + password, userLen: uint32(len(user)), summary: sum}
 	}
 	c.mu.Lock()
-	c.creds[id] = webhookCred{both: user + password, userLen: uint32(len(user))}
+	c.creds[id] = v
 	delete(c.bad, id)
 	c.mu.Unlock()
+}
+
+// cachedCompany is one managed company as the cache knows it.
+type cachedCompany struct {
+	id int64
+	summary
+	// bad: its record is unreadable (the reason).
+	bad error
+}
+
+// companies returns every managed company, readable or not, ordered.
+func (c *credentialCache) companies() []cachedCompany {
+	c.mu.RLock()
+	out := make([]cachedCompany, 0, len(c.creds)+len(c.bad))
+	for id, v := range c.creds {
+		out = append(out, cachedCompany{id: id, summary: v.summary})
+	}
+	for id, err := range c.bad {
+		out = append(out, cachedCompany{id: id, bad: err})
+	}
+	c.mu.RUnlock()
+	slices.SortFunc(out, func(a, b cachedCompany) int { return cmp.Compare(a.id, b.id) })
+	return out
+}
+
+// ids returns every managed company, readable or not, ordered.
+func (c *credentialCache) ids() []int64 {
+	c.mu.RLock()
+	out := make([]int64, 0, len(c.creds)+len(c.bad))
+	for id := range c.creds {
+		out = append(out, id)
+	}
+	for id := range c.bad {
+		out = append(out, id)
+	}
+	c.mu.RUnlock()
+	slices.Sort(out)
+	return out
 }
 
 // badCount is the number of records that cannot be read.

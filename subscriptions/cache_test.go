@@ -2,6 +2,7 @@ package subscriptions
 
 import (
 	"runtime"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -61,9 +62,16 @@ func TestCredentialCache(t *testing.T) {
 	if u, p, _ := c.lookup("42"); u != "pdgw-new" || p != "new-password" {
 		t.Errorf("after new credentials: %q, %q", u, p)
 	}
+	c.apply(store.Change{ID: 7, Err: &store.UnreadableError{ID: 7, Reason: "tampered"}})
+	if got := c.ids(); !slices.Equal(got, []int64{7, 42, 43}) {
+		t.Errorf("ids = %v, want the readable and the unreadable companies in order", got)
+	}
 	c.apply(store.Change{ID: 42})
 	if _, _, ok := c.lookup("42"); ok {
 		t.Error("a deleted company is still known")
+	}
+	if got := c.ids(); !slices.Equal(got, []int64{7, 43}) {
+		t.Errorf("ids after a delete = %v", got)
 	}
 	if n := testing.AllocsPerRun(100, func() { c.lookup("43") }); n != 0 {
 		t.Errorf("lookup allocates %v times", n)
@@ -86,7 +94,7 @@ func BenchmarkCredentialCache(b *testing.B) {
 		runtime.ReadMemStats(&before)
 		c := loadedCache(b)
 		for i := range n {
-			c.put(int64(i+1), users[i], passwords[i])
+			c.put(int64(i+1), users[i], passwords[i], summary{})
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)

@@ -106,10 +106,17 @@ var ErrUnreadable = store.ErrUnreadable
 // so the company is kept; a forced disconnect forgets it anyway.
 var ErrNotDisconnected = errors.New("the webhook could not be deleted at Pipedrive, so the company is kept (force=true forgets it anyway)")
 
-// CompanyIDs lists the ids of the connected companies, ordered, from the
-// store's keys alone: no record is read or opened, so a caller may ask
-// often (the backfill's watermark flush every 15 s) at any scale.
-func (m *Manager) CompanyIDs(ctx context.Context) ([]int64, error) { return m.store.IDs(ctx) }
+// CompanyIDs lists the ids of the connected companies, ordered, from
+// memory once the records are loaded (the store's keys before that), so a
+// caller may ask often (the backfill's flush every 15 s) at any scale
+// without NATS reading the bucket. A company connected a moment ago may
+// be missing until the watch delivers its record.
+func (m *Manager) CompanyIDs(ctx context.Context) ([]int64, error) {
+	if m.cache.synced.Load() {
+		return m.cache.ids(), nil
+	}
+	return m.store.IDs(ctx)
+}
 
 // Reconcile runs the company now (on the leader) and returns it.
 // ErrUnknownCompany if it is not connected, ErrUnreadable if its record

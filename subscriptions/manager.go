@@ -214,6 +214,15 @@ func (m *Manager) lead(ctx context.Context) {
 	// From now on the store watch schedules companies that appear.
 	m.leading.Store(true)
 	defer m.leading.Store(false)
+	// A leader elected while this replica starts waits a moment for the
+	// watch, so that it schedules from memory rather than by reading every
+	// record once more.
+	select {
+	case <-ctx.Done():
+		return
+	case <-m.cache.loaded:
+	case <-m.opts.Clock.At(m.opts.Clock.Now().Add(storeRetry)):
+	}
 	for !m.scheduleAll(ctx, true) {
 		select { // the store cannot be read yet: try again soon
 		case <-ctx.Done():
@@ -231,8 +240,12 @@ func (m *Manager) lead(ctx context.Context) {
 			resync = m.opts.Clock.At(m.opts.Clock.Now().Add(m.opts.ResyncInterval))
 		case id := <-m.reseal:
 			m.sealAgainIDs(ctx, []int64{id})
+			m.oldKeyMu.Lock()
+			left := len(m.oldKey)
+			m.oldKeyMu.Unlock()
+			m.opts.Metrics.Records(left, m.cache.badCount())
 		case <-m.opts.Clock.At(m.opts.Clock.Now().Add(storeSync)):
-			m.sealAgainIDs(ctx, m.oldKeyIDs())
+			m.opts.Metrics.Records(m.sealAgainIDs(ctx, m.oldKeyIDs()), m.cache.badCount())
 		}
 	}
 }
@@ -261,10 +274,17 @@ const (
 // the records under an old key and reports the records by key. At a
 // leader's start the companies already reconciled once are spread over a
 // window; pending ones (never reconciled) run at once. Later calls (every
-// RESYNC_INTERVAL) only catch what the watch may have missed. It reads one
-// record at a time, so that 100,000 companies never sit in memory at once,
-// and reports whether the store could be read.
+// RESYNC_INTERVAL) only catch what the watch may have missed. Once the
+// watch has loaded the records it works from memory (the cache's summary
+// of each record); before that it reads one record at a time, so that
+// 100,000 companies never sit in memory at once. It reports whether the
+// store could be read.
 func (m *Manager) scheduleAll(ctx context.Context, start bool) bool {
+	if m.cache.synced.Load() {
+		m.scheduleKnown(start)
+		m.opts.Metrics.Records(m.sealAgainIDs(ctx, m.oldKeyIDs()), m.cache.badCount())
+		return true
+	}
 	ids, err := m.store.IDs(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -307,6 +327,33 @@ func (m *Manager) scheduleAll(ctx context.Context, start bool) bool {
 	}
 	m.opts.Metrics.Records(oldKey, unreadable)
 	return true
+}
+
+// scheduleKnown is scheduleAll from the records the watch has loaded: no
+// record is read again, so a leader's start costs NATS nothing per company.
+func (m *Manager) scheduleKnown(start bool) {
+	known := m.cache.companies()
+	window := min(m.opts.ResyncInterval, time.Duration(len(known))*restartSpacing)
+	for i, c := range known {
+		var ue *store.UnreadableError
+		if c.bad != nil {
+			// Not scheduled until the record is readable again (the watch
+			// sees it then).
+			if errors.As(c.bad, &ue) {
+				m.opts.Metrics.Company(unreadableView(ue))
+			}
+			continue
+		}
+		m.opts.Metrics.Company(c.view(c.id))
+		delay := time.Duration(0)
+		if start && c.reconciled {
+			delay = window * time.Duration(i) / time.Duration(len(known))
+		}
+		m.sched.Ensure(c.id, delay)
+	}
+	for _, i := range m.tokens.toConnect() {
+		m.sched.Ensure(entryKey(i), 0)
+	}
 }
 
 // observe follows every change of the store (on every replica): the
@@ -357,18 +404,15 @@ func (m *Manager) oldKeyIDs() []int64 {
 }
 
 // sealAgainIDs reads the companies and seals again those still under an
-// old key, then reports the records by key.
-func (m *Manager) sealAgainIDs(ctx context.Context, ids []int64) {
+// old key; it returns how many of them are left under an old key.
+func (m *Manager) sealAgainIDs(ctx context.Context, ids []int64) (left int) {
 	for _, id := range ids {
 		c, err := m.store.Get(ctx, id)
 		if err == nil {
-			m.sealAgain(ctx, []*store.Company{c})
+			left += m.sealAgain(ctx, []*store.Company{c})
 		}
 	}
-	m.oldKeyMu.Lock()
-	left := len(m.oldKey)
-	m.oldKeyMu.Unlock()
-	m.opts.Metrics.Records(left, m.cache.badCount())
+	return left
 }
 
 func randomHex(n int) string {

@@ -73,6 +73,7 @@ func (s *Store) encode(c *Company) ([]byte, error) {
 
 // decode opens the record stored under the key of company id.
 func (s *Store) decode(id int64, b []byte, rev uint64) (*Company, error) {
+	s.opened.Add(1)
 	bad := func(unknownKey bool, format string, args ...any) error {
 		return &UnreadableError{ID: id, UnknownKey: unknownKey, Reason: fmt.Sprintf(format, args...)}
 	}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -31,16 +32,25 @@ type Store struct {
 	kv     jetstream.KeyValue
 	keys   *keys.Ring
 	hasher tokenHasher
+	// opened counts the records opened (read and unsealed), the cost a
+	// caller can avoid by using what the watch delivered.
+	opened atomic.Int64
 }
+
+// Opened is the number of records opened so far.
+func (s *Store) Opened() int64 { return s.opened.Load() }
 
 // Open creates or opens the bucket.
 func Open(ctx context.Context, js jetstream.JetStream, bucket string, replicas int, ring *keys.Ring) (*Store, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      bucket,
 		Description: "pipedrive-gateway connected companies",
-		History:     5,
-		Replicas:    replicas,
-		Storage:     jetstream.FileStorage,
+		// One revision: every reconcile rewrites the record (its status),
+		// and older revisions would only fill the blocks NATS loads whole
+		// (and leave authentic old records to roll back to).
+		History:  1,
+		Replicas: replicas,
+		Storage:  jetstream.FileStorage,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("failed to open company store %s: %w", bucket, err)

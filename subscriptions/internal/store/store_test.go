@@ -165,3 +165,36 @@ func TestFirstFormatRecord(t *testing.T) {
 		t.Errorf("first-format record under another key: %v", err)
 	}
 }
+
+// TestOpenKeepsOneRevision: a bucket made by an earlier version with five
+// revisions per company is opened with one, and its old revisions go.
+func TestOpenKeepsOneRevision(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ns := natstest.Run(t)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	old, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, History: 5, Storage: jetstream.FileStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := old.Put(ctx, "company.42", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Open(ctx, js, bucket, 1, ring(t, 1)); err != nil {
+		t.Fatal(err)
+	}
+	st, err := old.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.History() != 1 || st.Values() != 1 {
+		t.Errorf("after Open: history %d, %d values stored; want 1 and 1", st.History(), st.Values())
+	}
+}
