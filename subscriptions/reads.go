@@ -20,15 +20,22 @@ type WebhookFinding struct {
 	// webhook's last delivery.
 	LastHTTPStatus   *int
 	LastDeliveryTime *time.Time
+	// Seen is when an earlier reconcile last found our webhook in place
+	// (zero: never, as far as the record tells): a webhook missing or
+	// created again now lost the events since then.
+	Seen time.Time
 }
 
 // finding describes the outcome of a reconcile that listed the webhooks:
 // keep is our correct webhook found in place, created the one made now.
-func (r *reconciler) finding(ctx context.Context, id int64, keep, created *pipedrive.Webhook) {
+func (r *reconciler) finding(ctx context.Context, c *store.Company, keep, created *pipedrive.Webhook) {
 	if r.onWebhook == nil {
 		return
 	}
 	var f WebhookFinding
+	if s := c.Status.WebhookSeen; s != nil {
+		f.Seen = *s
+	}
 	if created != nil {
 		f.Created = created.AddTime
 		if f.Created.IsZero() {
@@ -37,7 +44,7 @@ func (r *reconciler) finding(ctx context.Context, id int64, keep, created *piped
 	} else if keep != nil {
 		f.Present, f.LastHTTPStatus, f.LastDeliveryTime = true, keep.LastHTTPStatus, keep.LastDeliveryTime
 	}
-	r.onWebhook(ctx, id, f)
+	r.onWebhook(ctx, c.ID, f)
 }
 
 // APICredentials returns a company's domain and API credentials, for reads

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestWebhookFindings(t *testing.T) {
@@ -21,14 +22,23 @@ func TestWebhookFindings(t *testing.T) {
 		}
 	})
 	e.connect(42, "tok-42")
+	first := e.clock.Now().UTC()
 	e.reconcile(42) // created
+	e.clock.Advance(time.Hour)
+	second := e.clock.Now().UTC()
 	e.reconcile(42) // in place
+	e.clock.Advance(time.Hour)
 	e.fake.DeleteBehindBack(e.assertOneCorrect(42).ID)
 	e.reconcile(42) // gone, created again
 	mu.Lock()
 	defer mu.Unlock()
 	if len(got) != 3 || got[0].Created.IsZero() || got[0].Present || !got[1].Present || !got[1].Created.IsZero() || got[2].Created.IsZero() {
-		t.Errorf("findings %+v, want created, present, created", got)
+		t.Fatalf("findings %+v, want created, present, created", got)
+	}
+	// Each finding says when the webhook was last seen before it: never,
+	// at its creation, at the reconcile that found it in place.
+	if !got[0].Seen.IsZero() || !got[1].Seen.Equal(first) || !got[2].Seen.Equal(second) {
+		t.Errorf("seen %v, %v, %v; want zero, %v, %v", got[0].Seen, got[1].Seen, got[2].Seen, first, second)
 	}
 }
 

@@ -117,7 +117,12 @@ func (r *reconciler) apply(ctx context.Context, c *store.Company) result {
 	}
 	keep, acts := plan(want, hooks)
 	created, res := r.execute(ctx, c, want, acts)
-	r.finding(ctx, c.ID, keep, created)
+	r.finding(ctx, c, keep, created)
+	if created != nil || keep != nil {
+		// Stored with the outcome: the next finding's Seen.
+		now := r.now().UTC()
+		c.Status.WebhookSeen = &now
+	}
 	if res.err != nil {
 		return res
 	}

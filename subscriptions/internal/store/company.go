@@ -61,6 +61,9 @@ type Status struct {
 	LastError        string     `json:"last_error,omitempty"`
 	LastHTTPStatus   *int       `json:"last_http_status,omitempty"`
 	LastDeliveryTime *time.Time `json:"last_delivery_time,omitempty"`
+	// WebhookSeen is when a reconcile last found our webhook in place (or
+	// created it): the start of the events lost if it goes missing.
+	WebhookSeen *time.Time `json:"webhook_seen,omitempty"`
 }
 
 // Key is the company's id as used in URLs.
