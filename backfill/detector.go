@@ -132,6 +132,24 @@ func bounded(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, opTimeout)
 }
 
+// idSet is a sorted list of company ids: a flush looks up every company
+// with evidence among thousands of connected ones.
+type idSet []int64
+
+// sortedIDs returns ids as an idSet; CompanyIDs lists them ordered, so the
+// copy and sort are only a fallback.
+func sortedIDs(ids []int64) idSet {
+	if !slices.IsSorted(ids) {
+		ids = slices.Sorted(slices.Values(ids))
+	}
+	return idSet(ids)
+}
+
+func (s idSet) has(id int64) bool {
+	_, ok := slices.BinarySearch(s, id)
+	return ok
+}
+
 // flush writes the buffered delivery evidence as gaps and advances the
 // watermarks. It runs every WatermarkInterval on every replica.
 func (b *Backfill) flush(ctx context.Context) {
@@ -152,12 +170,13 @@ func (b *Backfill) flush(ctx context.Context) {
 		}
 		return
 	}
+	connected := sortedIDs(ids)
 	delivered := map[int64]time.Time{}
 	for companyID, e := range evidence {
 		id, err := strconv.ParseInt(companyID, 10, 64)
 		// Only connected companies: the others (hand-made webhooks with the
 		// static credentials) cannot be read from the API.
-		if err != nil || !slices.Contains(ids, id) {
+		if err != nil || !connected.has(id) {
 			continue
 		}
 		var evs []Evidence

@@ -155,3 +155,18 @@ func TestEvidenceOfUnconnectedCompaniesIgnored(t *testing.T) {
 		t.Errorf("status events %v", msgs)
 	}
 }
+
+func TestIDSet(t *testing.T) {
+	t.Parallel()
+	for _, ids := range [][]int64{{2, 5, 9}, {9, 2, 5}} {
+		s := sortedIDs(ids)
+		for id, want := range map[int64]bool{2: true, 5: true, 9: true, 1: false, 3: false, 10: false} {
+			if s.has(id) != want {
+				t.Errorf("%v has %d = %t", ids, id, !want)
+			}
+		}
+	}
+	if sortedIDs(nil).has(1) {
+		t.Error("empty set has 1")
+	}
+}
