@@ -2,6 +2,7 @@ package backfill
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -168,5 +169,35 @@ func TestIDSet(t *testing.T) {
 	}
 	if sortedIDs(nil).has(1) {
 		t.Error("empty set has 1")
+	}
+}
+
+func TestConcurrentAdmitsMerge(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emptyPlan())
+	now := h.clock.Now()
+	// Two replicas record the same outage of every company at once, a few
+	// seconds apart on their clocks.
+	var wg sync.WaitGroup
+	for _, skew := range []time.Duration{0, -5 * time.Second} {
+		wg.Go(func() {
+			for c := range int64(20) {
+				ev := Evidence{CompanyID: 3000 + c, Reason: ReasonOutage, Recovery: now.Add(skew),
+					Window: Range{From: now.Add(-10 * time.Minute), Until: now.Add(skew + time.Minute)}}
+				if _, err := h.b.store.admit(h.ctx, ev, now.Add(skew)); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for c := range int64(20) {
+		gs, err := h.b.store.Gaps(h.ctx, 3000+c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(gs) != 1 || !gs[0].Until.Equal(now.Add(time.Minute)) {
+			t.Errorf("company %d: gaps %s, want one until %s", 3000+c, mustJSON(gs), now.Add(time.Minute))
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package backfill
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -141,7 +143,8 @@ func (s *Store) gaps(ctx context.Context, company int64) ([]*record, error) {
 		}
 		out = append(out, r)
 	}
-	slices.SortFunc(out, func(a, b *record) int { return a.Created.Compare(b.Created) })
+	// Ties by id: replicas merging the same gaps pick the same survivor.
+	slices.SortFunc(out, func(a, b *record) int { return cmp.Or(a.Created.Compare(b.Created), strings.Compare(a.ID, b.ID)) })
 	return out, nil
 }
 
@@ -201,26 +204,67 @@ func (s *Store) remove(ctx context.Context, r *record) error {
 // admit records evidence: it merges into the company's open gaps or opens
 // new ones (see admit). It returns the gaps created, so that their status
 // events can be sent.
+//
+// Two replicas admitting overlapping evidence at once (both finding the
+// same stale watermark) can each create a gap, under keys of their own.
+// So after creating, admit looks again: an open gap overlapping one it
+// created was made meanwhile, and admitting the evidence once more merges
+// the two (the older absorbs the newer, the same on every replica).
 func (s *Store) admit(ctx context.Context, ev Evidence, now time.Time) ([]*record, error) {
 	if ev.Window.Empty() {
 		return nil, nil
 	}
+	var created []*record
 	for attempt := 0; ; attempt++ {
 		existing, err := s.gaps(ctx, ev.CompanyID)
-		if err != nil {
+		switch {
+		case err != nil && len(created) > 0:
+			return created, nil // recorded; merging a duplicate is best effort
+		case err != nil:
 			return nil, err
+		case len(created) > 0 && (!raced(existing, created) || attempt > 10):
+			return surviving(existing, created), nil
 		}
 		ch := admit(existing, ev, func() string { return newGapID(ev.CompanyID, now) }, now)
 		err = s.apply(ctx, ch)
-		if err == nil {
-			return ch.create, nil
-		}
-		if !errors.Is(err, errConflict) || attempt == 10 {
+		switch {
+		case err == nil:
+			if created = append(created, ch.create...); len(created) == 0 {
+				return nil, nil
+			}
+			// Look again for gaps created meanwhile.
+		case len(created) > 0 && (!errors.Is(err, errConflict) || attempt >= 10):
+			return created, nil
+		case !errors.Is(err, errConflict) || attempt >= 10:
 			return nil, err
 		}
 		// Another replica changed the company's gaps meanwhile: start over
 		// from what is stored now.
 	}
+}
+
+// raced reports whether an open gap overlaps or touches one of created
+// without being it: admit would have merged the two, had it seen both.
+func raced(existing, created []*record) bool {
+	for _, c := range surviving(existing, created) {
+		for _, o := range existing {
+			if o.ID != c.ID && o.State == StateOpen && o.Window().overlapsOrTouches(c.Window()) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// surviving returns, as stored now, the gaps of created not absorbed.
+func surviving(existing, created []*record) []*record {
+	var out []*record
+	for _, r := range existing {
+		if slices.ContainsFunc(created, func(c *record) bool { return c.ID == r.ID }) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func (s *Store) apply(ctx context.Context, ch changes) error {
