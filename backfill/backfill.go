@@ -3,7 +3,7 @@
 // the Pipedrive API as marked events on the usual subjects (SPEC §8).
 //
 // Every replica collects evidence: the gateway's delivery observer
-// (Delivered), the reconciler's findings (Webhook), and a per-company
+// (Delivered), the reconciler's findings (Webhook), and the gateway-wide
 // healthy_through watermark it advances while it serves (Run). The leader
 // recovers the gaps (Lead), one run per company at a time, checkpointed in
 // NATS KV so that the next leader resumes.
@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -147,13 +148,17 @@ type Backfill struct {
 	metrics   Metrics
 	log       *slog.Logger
 
-	det  detector
-	lead leader
+	det   detector
+	first firstSeen
+	// healthStored: the gateway-wide watermark exists (this replica read
+	// or wrote it), so the per-company format's may be dropped.
+	healthStored atomic.Bool
+	lead         leader
 }
 
 // New opens the gap bucket. healthy reports nil while this replica serves
-// webhooks and JetStream acks (the relay's readiness); only then do the
-// watermarks advance.
+// webhooks and JetStream acks (the relay's readiness); only then does the
+// watermark advance.
 func New(ctx context.Context, opts Options, js jetstream.JetStream, pub Publisher, companies Companies, plan Plan, healthy func(context.Context) error, log *slog.Logger) (*Backfill, error) {
 	opts.defaults()
 	store, err := OpenStore(ctx, js, opts.Bucket, opts.Replicas)
@@ -172,7 +177,7 @@ func New(ctx context.Context, opts Options, js jetstream.JetStream, pub Publishe
 	return b, nil
 }
 
-// Run advances the watermarks and writes the delivery evidence every
+// Run advances the watermark and writes the delivery evidence every
 // WatermarkInterval until ctx ends. Every replica runs it.
 func (b *Backfill) Run(ctx context.Context) error {
 	t := time.NewTicker(b.opts.WatermarkInterval)

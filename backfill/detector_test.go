@@ -2,6 +2,7 @@ package backfill
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -153,5 +154,50 @@ func TestEvidenceOfUnconnectedCompaniesIgnored(t *testing.T) {
 	}
 	if msgs := h.messages("pipedrive.gap.company"); len(msgs) != 0 {
 		t.Errorf("status events %v", msgs)
+	}
+}
+
+func TestIDSet(t *testing.T) {
+	t.Parallel()
+	for _, ids := range [][]int64{{2, 5, 9}, {9, 2, 5}} {
+		s := sortedIDs(ids)
+		for id, want := range map[int64]bool{2: true, 5: true, 9: true, 1: false, 3: false, 10: false} {
+			if s.has(id) != want {
+				t.Errorf("%v has %d = %t", ids, id, !want)
+			}
+		}
+	}
+	if sortedIDs(nil).has(1) {
+		t.Error("empty set has 1")
+	}
+}
+
+func TestConcurrentAdmitsMerge(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emptyPlan())
+	now := h.clock.Now()
+	// Two replicas record the same outage of every company at once, a few
+	// seconds apart on their clocks.
+	var wg sync.WaitGroup
+	for _, skew := range []time.Duration{0, -5 * time.Second} {
+		wg.Go(func() {
+			for c := range int64(20) {
+				ev := Evidence{CompanyID: 3000 + c, Reason: ReasonOutage, Recovery: now.Add(skew),
+					Window: Range{From: now.Add(-10 * time.Minute), Until: now.Add(skew + time.Minute)}}
+				if _, err := h.b.store.admit(h.ctx, ev, now.Add(skew)); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for c := range int64(20) {
+		gs, err := h.b.store.Gaps(h.ctx, 3000+c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(gs) != 1 || !gs[0].Until.Equal(now.Add(time.Minute)) {
+			t.Errorf("company %d: gaps %s, want one until %s", 3000+c, mustJSON(gs), now.Add(time.Minute))
+		}
 	}
 }

@@ -59,11 +59,13 @@ func (c *fakeClock) Sleeps() []time.Duration {
 type staticCompanies struct {
 	mu      sync.Mutex
 	targets map[int64]Target
+	lists   int // CompanyIDs calls
 }
 
 func (s *staticCompanies) CompanyIDs(context.Context) ([]int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.lists++
 	var ids []int64
 	for id := range s.targets {
 		ids = append(ids, id)

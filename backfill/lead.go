@@ -81,6 +81,9 @@ func (b *Backfill) sweep(ctx context.Context, wg *sync.WaitGroup, sem chan struc
 		}
 		byCompany[r.CompanyID] = append(byCompany[r.CompanyID], r)
 	}
+	// Every open second pass compares with the gateway's last outage:
+	// read it once a sweep, and only if one is open.
+	gw := sync.OnceValues(func() (*health, error) { return b.store.health(sctx) })
 	open := map[int64]int{}
 	for company, rs := range byCompany {
 		for _, r := range rs {
@@ -89,7 +92,7 @@ func (b *Backfill) sweep(ctx context.Context, wg *sync.WaitGroup, sem chan struc
 			}
 		}
 		b.prune(ctx, rs, now)
-		if r := b.due(ctx, rs, now); r != nil && b.claim(company, now) {
+		if r := b.due(ctx, rs, now, gw); r != nil && b.claim(company, now) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -129,8 +132,8 @@ func (b *Backfill) runFresh(ctx context.Context, stale *record) error {
 }
 
 // due picks a company's next run: one left running first, then the oldest
-// open gap whose window has ended.
-func (b *Backfill) due(ctx context.Context, rs []*record, now time.Time) *record {
+// open gap whose window has ended. gw reads the gateway-wide watermark.
+func (b *Backfill) due(ctx context.Context, rs []*record, now time.Time, gw func() (*health, error)) *record {
 	for _, r := range rs {
 		if r.State == StateRunning {
 			return r
@@ -140,7 +143,7 @@ func (b *Backfill) due(ctx context.Context, rs []*record, now time.Time) *record
 		if r.State != StateOpen {
 			continue
 		}
-		if r.Reason == ReasonSecondPass && b.shrink(ctx, r) && r.Window().Empty() {
+		if r.Reason == ReasonSecondPass && b.shrink(ctx, r, gw) && r.Window().Empty() {
 			// No ban outlived the outage: nothing to read.
 			if err := b.finish(ctx, r, StateRecovered, "", nil); err != nil {
 				b.log.Warn("cannot close a second pass", "gap_id", r.ID, "error", err)
@@ -156,10 +159,20 @@ func (b *Backfill) due(ctx context.Context, rs []*record, now time.Time) *record
 
 // shrink ends a second pass at the first successful delivery after the
 // outage: Pipedrive was delivering again, so no ban was in force and none
-// can begin without new failures (which are evidence of their own).
-func (b *Backfill) shrink(ctx context.Context, r *record) bool {
+// can begin without new failures (which are evidence of their own). Only
+// for the gateway's last outage (gw): the company's first delivery is
+// stored for that one alone. The gap's Recovery is that outage's Recovered,
+// or later when replicas recorded the outage at once (the merged gap keeps
+// the latest, the watermark the first written) but not past the watermark
+// written since; earlier is an earlier outage, later one whose watermark
+// is not written yet.
+func (b *Backfill) shrink(ctx context.Context, r *record, gw func() (*health, error)) bool {
+	h, err := gw()
+	if err != nil || h.Recovered.IsZero() || r.Recovery.Before(h.Recovered) || h.HealthyThrough.Before(r.Recovery) {
+		return false
+	}
 	w, err := b.store.watermark(ctx, r.CompanyID)
-	if err != nil || w.FirstDelivery.IsZero() || !w.Recovered.Equal(r.Recovery) {
+	if err != nil || w.FirstDelivery.IsZero() || !w.Recovered.Equal(h.Recovered) || !w.FirstDelivery.After(h.DownSince) {
 		return false
 	}
 	until := maxTime(r.From, w.FirstDelivery.Add(b.opts.Margin))

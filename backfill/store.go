@@ -1,6 +1,7 @@
 package backfill
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -17,11 +19,12 @@ import (
 // errConflict means a record changed since it was read.
 var errConflict = errors.New("gap record changed concurrently")
 
-// Store keeps gaps, their checkpoints and the per-company watermarks in one
+// Store keeps gaps, their checkpoints and the delivery watermarks in one
 // NATS KV bucket:
 //
 //	gap.<company>.<gap id>  a record: the GAP, its run's checkpoint
-//	wm.<company>            the watermark: healthy_through and friends
+//	healthy                 the gateway's healthy_through and its last outage
+//	wm.<company>            a company's own evidence: webhook seen, first delivery
 type Store struct {
 	kv jetstream.KeyValue
 }
@@ -41,22 +44,43 @@ type record struct {
 	revision uint64
 }
 
-// watermark is what every replica knows about a company's deliveries.
-type watermark struct {
+// health is the gateway-wide watermark. Every company is served by the same
+// ingress and published to the same JetStream, so each company's
+// healthy_through is the gateway's: one key stands for all of them, written
+// by whichever replica is healthy.
+type health struct {
 	// HealthyThrough: a replica was serving and JetStream acking then.
 	HealthyThrough time.Time `json:"healthy_through"`
 	// Recovered is when a stale HealthyThrough was last found (an outage
-	// ended), DownSince that stale value; FirstDelivery the first
-	// successful first-attempt delivery after DownSince, which proves that
-	// no ban was in force any more.
+	// ended), DownSince that stale value.
+	Recovered time.Time `json:"recovered,omitzero"`
+	DownSince time.Time `json:"down_since,omitzero"`
+
+	revision uint64 // 0: not stored yet
+}
+
+// watermark is what a company's own deliveries and webhook showed. It is
+// written only when that changes, not as time passes.
+type watermark struct {
+	// FirstDelivery is the first successful first-attempt delivery after
+	// the outage that ended at Recovered (the gateway-wide Recovered then):
+	// it proves that no ban was in force any more.
 	Recovered     time.Time `json:"recovered,omitzero"`
-	DownSince     time.Time `json:"down_since,omitzero"`
 	FirstDelivery time.Time `json:"first_delivery,omitzero"`
 	// WebhookSeen is when the reconciler last found our webhook in place.
 	WebhookSeen time.Time `json:"webhook_seen,omitzero"`
+	// OldHealthyThrough and OldDownSince are the company's own watermark
+	// of the per-company format: kept as read until the gateway-wide key
+	// exists, which is derived from them (legacyHealth).
+	OldHealthyThrough time.Time `json:"healthy_through,omitzero"`
+	OldDownSince      time.Time `json:"down_since,omitzero"`
 
 	revision uint64
 }
+
+// dropOld forgets the per-company format's watermark, once the gateway-wide
+// key took over.
+func (w *watermark) dropOld() { w.OldHealthyThrough, w.OldDownSince = time.Time{}, time.Time{} }
 
 // OpenStore creates or opens the bucket.
 func OpenStore(ctx context.Context, js jetstream.JetStream, bucket string, replicas int) (*Store, error) {
@@ -78,6 +102,9 @@ func companyToken(id int64) string { return strconv.FormatInt(id, 10) }
 func gapKey(company int64, id string) string { return "gap." + companyToken(company) + "." + id }
 
 func wmKey(company int64) string { return "wm." + companyToken(company) }
+
+// healthKey is the gateway-wide watermark's key.
+const healthKey = "healthy"
 
 // newGapID is sortable by creation time and unique enough: a time, the
 // company and random bits. It is also the run id in Pipedrive-Backfill.
@@ -141,7 +168,8 @@ func (s *Store) gaps(ctx context.Context, company int64) ([]*record, error) {
 		}
 		out = append(out, r)
 	}
-	slices.SortFunc(out, func(a, b *record) int { return a.Created.Compare(b.Created) })
+	// Ties by id: replicas merging the same gaps pick the same survivor.
+	slices.SortFunc(out, func(a, b *record) int { return cmp.Or(a.Created.Compare(b.Created), strings.Compare(a.ID, b.ID)) })
 	return out, nil
 }
 
@@ -201,26 +229,67 @@ func (s *Store) remove(ctx context.Context, r *record) error {
 // admit records evidence: it merges into the company's open gaps or opens
 // new ones (see admit). It returns the gaps created, so that their status
 // events can be sent.
+//
+// Two replicas admitting overlapping evidence at once (both finding the
+// same stale watermark) can each create a gap, under keys of their own.
+// So after creating, admit looks again: an open gap overlapping one it
+// created was made meanwhile, and admitting the evidence once more merges
+// the two (the older absorbs the newer, the same on every replica).
 func (s *Store) admit(ctx context.Context, ev Evidence, now time.Time) ([]*record, error) {
 	if ev.Window.Empty() {
 		return nil, nil
 	}
+	var created []*record
 	for attempt := 0; ; attempt++ {
 		existing, err := s.gaps(ctx, ev.CompanyID)
-		if err != nil {
+		switch {
+		case err != nil && len(created) > 0:
+			return created, nil // recorded; merging a duplicate is best effort
+		case err != nil:
 			return nil, err
+		case len(created) > 0 && (!raced(existing, created) || attempt > 10):
+			return surviving(existing, created), nil
 		}
 		ch := admit(existing, ev, func() string { return newGapID(ev.CompanyID, now) }, now)
 		err = s.apply(ctx, ch)
-		if err == nil {
-			return ch.create, nil
-		}
-		if !errors.Is(err, errConflict) || attempt == 10 {
+		switch {
+		case err == nil:
+			if created = append(created, ch.create...); len(created) == 0 {
+				return nil, nil
+			}
+			// Look again for gaps created meanwhile.
+		case len(created) > 0 && (!errors.Is(err, errConflict) || attempt >= 10):
+			return created, nil
+		case !errors.Is(err, errConflict) || attempt >= 10:
 			return nil, err
 		}
 		// Another replica changed the company's gaps meanwhile: start over
 		// from what is stored now.
 	}
+}
+
+// raced reports whether an open gap overlaps or touches one of created
+// without being it: admit would have merged the two, had it seen both.
+func raced(existing, created []*record) bool {
+	for _, c := range surviving(existing, created) {
+		for _, o := range existing {
+			if o.ID != c.ID && o.State == StateOpen && o.Window().overlapsOrTouches(c.Window()) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// surviving returns, as stored now, the gaps of created not absorbed.
+func surviving(existing, created []*record) []*record {
+	var out []*record
+	for _, r := range existing {
+		if slices.ContainsFunc(created, func(c *record) bool { return c.ID == r.ID }) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func (s *Store) apply(ctx context.Context, ch changes) error {
@@ -296,4 +365,70 @@ func (s *Store) modifyWatermark(ctx context.Context, company int64, f func(*wate
 			return err
 		}
 	}
+}
+
+// health reads the gateway-wide watermark. Before it was first written it
+// is derived from the per-company entries, if any (see legacyHealth);
+// revision 0 tells that it is not stored yet.
+func (s *Store) health(ctx context.Context) (*health, error) {
+	e, err := s.kv.Get(ctx, healthKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return s.legacyHealth(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to read the gateway's watermark: %w", err)
+	}
+	var h health
+	if err := json.Unmarshal(e.Value(), &h); err != nil {
+		return nil, fmt.Errorf("corrupt gateway watermark: %w", err)
+	}
+	h.revision = e.Revision()
+	return &h, nil
+}
+
+// legacyHealth derives the gateway-wide watermark from the entries of the
+// per-company format, where every replica advanced each company's own
+// healthy_through: the newest one is when a replica last served, and the
+// newest outage found is the last outage. So an outage spanning the upgrade
+// is still found, and none is invented. No entries: a fresh install.
+func (s *Store) legacyHealth(ctx context.Context) (*health, error) {
+	entries, err := s.scan(ctx, "wm.*")
+	if err != nil {
+		return nil, fmt.Errorf("failed to read the per-company watermarks: %w", err)
+	}
+	var h health
+	for _, e := range entries {
+		var w watermark
+		if json.Unmarshal(e.Value(), &w) != nil {
+			continue // tells nothing about when the gateway served
+		}
+		h.HealthyThrough = maxTime(h.HealthyThrough, w.OldHealthyThrough)
+		if w.Recovered.After(h.Recovered) && !w.OldDownSince.IsZero() {
+			h.Recovered, h.DownSince = w.Recovered, w.OldDownSince
+		}
+	}
+	return &h, nil
+}
+
+// putHealth writes the gateway-wide watermark if nobody changed it since it
+// was read (creates it when its revision is 0).
+func (s *Store) putHealth(ctx context.Context, h *health) error {
+	b, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	var rev uint64
+	if h.revision == 0 {
+		rev, err = s.kv.Create(ctx, healthKey, b)
+	} else {
+		rev, err = s.kv.Update(ctx, healthKey, b, h.revision)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return errConflict
+	}
+	if err != nil {
+		return fmt.Errorf("failed to write the gateway's watermark: %w", err)
+	}
+	h.revision = rev
+	return nil
 }
