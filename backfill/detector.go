@@ -395,35 +395,30 @@ type WebhookReport struct {
 	// webhook's latest delivery, when known.
 	LastHTTPStatus   *int
 	LastDeliveryTime *time.Time
+	// Seen is when an earlier reconcile last found our webhook in place,
+	// as the company's record keeps it (zero: never).
+	Seen time.Time
 }
 
 // Webhook takes the reconciler's findings on one company: our webhook
 // missing or created again opens a gap from when it was last seen in place;
 // a failed last delivery reported by Pipedrive opens a possible-ban gap
-// around it. The reconciler calls it after every reconcile.
+// around it. The reconciler calls it after every reconcile; it writes only
+// the gaps it finds (when the webhook was seen is kept with the company's
+// record, which the reconcile writes anyway).
 func (b *Backfill) Webhook(ctx context.Context, company int64, rep WebhookReport) error {
 	now := b.clock.Now()
 	var evs []Evidence
-	err := b.store.modifyWatermark(ctx, company, func(w *watermark) (bool, error) {
-		evs = evs[:0]
-		seen := w.WebhookSeen
+	if seen := rep.Seen; !seen.IsZero() {
 		switch {
-		case !rep.Created.IsZero() && !seen.IsZero():
+		case !rep.Created.IsZero():
 			evs = append(evs, Evidence{CompanyID: company, Reason: ReasonWebhookRecreated,
 				Window: Range{From: seen.Add(-b.opts.Margin), Until: rep.Created.Add(b.opts.Margin)}})
-		case !rep.Present && rep.Created.IsZero() && !seen.IsZero():
+		case !rep.Present:
 			evs = append(evs, Evidence{CompanyID: company, Reason: ReasonWebhookMissing,
 				Window: Range{From: seen.Add(-b.opts.Margin), Until: now.Add(b.opts.Margin)}})
 		}
-		if rep.Present || !rep.Created.IsZero() {
-			w.WebhookSeen = now
-			if b.healthStored.Load() {
-				w.dropOld()
-			}
-			return true, nil
-		}
-		return false, nil
-	})
+	}
 	// An old failure (Pipedrive keeps the last status until the next
 	// delivery) was seen by earlier reconciles already.
 	if s := rep.LastHTTPStatus; s != nil && (*s < 200 || *s >= 300) && rep.LastDeliveryTime != nil && now.Sub(*rep.LastDeliveryTime) < 24*time.Hour {
@@ -432,6 +427,7 @@ func (b *Backfill) Webhook(ctx context.Context, company int64, rep WebhookReport
 		t := *rep.LastDeliveryTime
 		evs = append(evs, b.banEvidence(company, t.Add(-retryDelay(4)), t, ReasonWebhookStatus))
 	}
+	var err error
 	for _, ev := range evs {
 		if rerr := b.record(ctx, ev); rerr != nil && err == nil {
 			err = rerr

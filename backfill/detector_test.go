@@ -115,19 +115,20 @@ func TestWebhookReports(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, emptyPlan())
 	// Connected: the webhook is created the first time. No gap.
-	if err := h.b.Webhook(h.ctx, testCompany, WebhookReport{Created: h.clock.Now()}); err != nil {
+	first := h.clock.Now()
+	if err := h.b.Webhook(h.ctx, testCompany, WebhookReport{Created: first}); err != nil {
 		t.Fatal(err)
 	}
 	h.clock.Advance(time.Hour)
 	seen := h.clock.Now()
-	_ = h.b.Webhook(h.ctx, testCompany, WebhookReport{Present: true})
+	_ = h.b.Webhook(h.ctx, testCompany, WebhookReport{Present: true, Seen: first})
 	if gs := h.gaps(); len(gs) != 0 {
 		t.Fatalf("gaps while the webhook is in place: %s", mustJSON(gs))
 	}
 	// An hour later it is gone, and created again.
 	h.clock.Advance(time.Hour)
 	created := h.clock.Now()
-	_ = h.b.Webhook(h.ctx, testCompany, WebhookReport{Created: created})
+	_ = h.b.Webhook(h.ctx, testCompany, WebhookReport{Created: created, Seen: seen})
 	gs := h.gaps()
 	if len(gs) != 1 || gs[0].Reason != ReasonWebhookRecreated || !gs[0].From.Equal(seen.Add(-time.Minute)) || !gs[0].Until.Equal(created.Add(time.Minute)) {
 		t.Fatalf("want a webhook_recreated gap from %s to %s, got %s", seen.Add(-time.Minute), created.Add(time.Minute), mustJSON(gs))
@@ -135,7 +136,7 @@ func TestWebhookReports(t *testing.T) {
 
 	// Pipedrive reports a failed delivery: a possible ban around it.
 	status, ldt := 500, h.clock.Now().Add(-5*time.Minute)
-	_ = h.b.Webhook(h.ctx, testCompany, WebhookReport{Present: true, LastHTTPStatus: &status, LastDeliveryTime: &ldt})
+	_ = h.b.Webhook(h.ctx, testCompany, WebhookReport{Present: true, LastHTTPStatus: &status, LastDeliveryTime: &ldt, Seen: created})
 	gs = h.gaps()
 	if len(gs) != 1 || !strings.Contains(gs[0].Reason, ReasonWebhookStatus) || !gs[0].Until.Equal(ldt.Add(31*time.Minute)) {
 		t.Fatalf("want the status merged into the open gap until %s, got %s", ldt.Add(31*time.Minute), mustJSON(gs))

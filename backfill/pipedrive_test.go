@@ -204,15 +204,17 @@ func TestBanWindowRecoveredAfterNATSReturns(t *testing.T) {
 func TestWebhookRecreatedWindowRecovered(t *testing.T) {
 	t.Parallel()
 	f := newPDFixture(t)
-	_ = f.b.Webhook(f.ctx, testCompany, WebhookReport{Created: f.clock.Now()})
+	created := f.clock.Now()
+	_ = f.b.Webhook(f.ctx, testCompany, WebhookReport{Created: created})
 	f.serve(time.Hour)
-	_ = f.b.Webhook(f.ctx, testCompany, WebhookReport{Present: true})
+	seen := f.clock.Now()
+	_ = f.b.Webhook(f.ctx, testCompany, WebhookReport{Present: true, Seen: created})
 	// Pipedrive deletes the webhook; changes go nowhere until the next
 	// reconcile creates it again.
 	f.serve(10 * time.Minute)
 	note := f.put("note", map[string]any{"content": "call back"}, time.Time{})
 	f.serve(40 * time.Minute)
-	_ = f.b.Webhook(f.ctx, testCompany, WebhookReport{Created: f.clock.Now()})
+	_ = f.b.Webhook(f.ctx, testCompany, WebhookReport{Created: f.clock.Now(), Seen: seen})
 	f.lead(f.b)
 	f.serve(2 * time.Minute)
 	g := f.waitGap("webhook gap ended", func(g Gap) bool { return g.Reason == ReasonWebhookRecreated && g.Ended() })

@@ -24,7 +24,7 @@ var errConflict = errors.New("gap record changed concurrently")
 //
 //	gap.<company>.<gap id>  a record: the GAP, its run's checkpoint
 //	healthy                 the gateway's healthy_through and its last outage
-//	wm.<company>            a company's own evidence: webhook seen, first delivery
+//	wm.<company>            a company's own evidence: its first delivery after an outage
 type Store struct {
 	kv jetstream.KeyValue
 }
@@ -59,16 +59,15 @@ type health struct {
 	revision uint64 // 0: not stored yet
 }
 
-// watermark is what a company's own deliveries and webhook showed. It is
-// written only when that changes, not as time passes.
+// watermark is what a company's own deliveries showed after an outage. It
+// is written only when that changes, not as time passes. (When our webhook
+// was last seen in place is kept with the company's record.)
 type watermark struct {
 	// FirstDelivery is the first successful first-attempt delivery after
 	// the outage that ended at Recovered (the gateway-wide Recovered then):
 	// it proves that no ban was in force any more.
 	Recovered     time.Time `json:"recovered,omitzero"`
 	FirstDelivery time.Time `json:"first_delivery,omitzero"`
-	// WebhookSeen is when the reconciler last found our webhook in place.
-	WebhookSeen time.Time `json:"webhook_seen,omitzero"`
 	// OldHealthyThrough and OldDownSince are the company's own watermark
 	// of the per-company format: kept as read until the gateway-wide key
 	// exists, which is derived from them (legacyHealth).

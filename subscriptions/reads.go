@@ -33,8 +33,13 @@ func (r *reconciler) finding(ctx context.Context, c *store.Company, keep, create
 		return
 	}
 	var f WebhookFinding
-	if s := c.Status.WebhookSeen; s != nil {
-		f.Seen = *s
+	switch st := c.Status; {
+	case st.WebhookSeen != nil:
+		f.Seen = *st.WebhookSeen
+	case st.State == store.StateOK && st.LastReconcile != nil:
+		// A record written before webhook_seen was kept: a reconcile that
+		// succeeded left our webhook in place.
+		f.Seen = *st.LastReconcile
 	}
 	if created != nil {
 		f.Created = created.AddTime

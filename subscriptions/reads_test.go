@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pipedrive-gateway/pipedrive-gateway/subscriptions/internal/store"
 )
 
 func TestWebhookFindings(t *testing.T) {
@@ -39,6 +41,23 @@ func TestWebhookFindings(t *testing.T) {
 	// at its creation, at the reconcile that found it in place.
 	if !got[0].Seen.IsZero() || !got[1].Seen.Equal(first) || !got[2].Seen.Equal(second) {
 		t.Errorf("seen %v, %v, %v; want zero, %v, %v", got[0].Seen, got[1].Seen, got[2].Seen, first, second)
+	}
+
+	// A record written before webhook_seen was kept: its last successful
+	// reconcile stands for it.
+	last := e.clock.Now().UTC()
+	if _, err := e.inspect.Modify(context.Background(), 42, func(c *store.Company) error {
+		c.Status.WebhookSeen = nil
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Hour)
+	mu.Unlock()
+	e.reconcile(42)
+	mu.Lock()
+	if len(got) != 4 || !got[3].Seen.Equal(last) {
+		t.Errorf("finding on an older record: %+v, want seen at its last reconcile %v", got[len(got)-1], last)
 	}
 }
 

@@ -61,6 +61,7 @@ func (a *Service) webhookFinding(ctx context.Context, id int64, f subscriptions.
 	}
 	_ = a.bf.Webhook(ctx, id, backfill.WebhookReport{
 		Present: f.Present, Created: f.Created, LastHTTPStatus: f.LastHTTPStatus, LastDeliveryTime: f.LastDeliveryTime,
+		Seen: f.Seen,
 	})
 }
 
