@@ -2,6 +2,7 @@ package subscriptions
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"sync"
 	"time"
 
@@ -16,9 +17,13 @@ import (
 // bytes per entry, and the details of a failure only while there is one.
 type apiTokens struct {
 	values []string // the tokens; never shown, logged or stored in clear
+	hash   func(string) string
 
-	mu        sync.Mutex
-	byHash    map[tokenDigest]int32
+	mu sync.Mutex
+	// byHash finds an entry by the first 8 bytes of its token's keyed
+	// hash (half the memory of the whole digest); a candidate is confirmed
+	// on the whole digest, computed again.
+	byHash    map[uint64]int32
 	entries   []tokenEntry
 	failures  map[int]*tokenFailure
 	byCompany map[int64]int32 // a company → the entry connected to it
@@ -30,6 +35,21 @@ type tokenDigest [32]byte
 func digestOf(hash string) (d tokenDigest, ok bool) {
 	n, err := base64.RawStdEncoding.Decode(d[:], []byte(hash))
 	return d, err == nil && n == len(d)
+}
+
+func (d tokenDigest) prefix() uint64 { return binary.LittleEndian.Uint64(d[:8]) }
+
+// entryOfDigest returns the entry whose token has digest d. Callers hold
+// t.mu.
+func (t *apiTokens) entryOfDigest(d tokenDigest) (int, bool) {
+	i, ok := t.byHash[d.prefix()]
+	if !ok {
+		return 0, false
+	}
+	if full, _ := digestOf(t.hash(t.values[i])); full != d {
+		return 0, false // another token with the same first 8 bytes
+	}
+	return int(i), true
 }
 
 type tokenEntry struct {
@@ -59,16 +79,21 @@ const (
 
 func newAPITokens(values []string, hash func(string) string) *apiTokens {
 	t := &apiTokens{
-		values: values, byHash: make(map[tokenDigest]int32, len(values)), entries: make([]tokenEntry, len(values)),
+		values: values, hash: hash, byHash: make(map[uint64]int32, len(values)), entries: make([]tokenEntry, len(values)),
 		failures: map[int]*tokenFailure{}, byCompany: make(map[int64]int32, len(values)),
 	}
 	for i, v := range values {
 		d, _ := digestOf(hash(v))
-		if _, dup := t.byHash[d]; dup {
-			t.entries[i].dropped = true // the earlier entry connects it
+		if j, taken := t.byHash[d.prefix()]; taken {
+			// The same token as an earlier entry, which connects it; two
+			// tokens whose digests share 8 bytes (about never) leave the
+			// later one to be connected by its GET /users/me.
+			if values[j] == v {
+				t.entries[i].dropped = true
+			}
 			continue
 		}
-		t.byHash[d] = int32(i)
+		t.byHash[d.prefix()] = int32(i)
 	}
 	return t
 }
@@ -87,8 +112,8 @@ func (t *apiTokens) seen(c *store.Company) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if i, ok := t.byHash[d]; ok {
-		t.connectLocked(int(i), c.ID)
+	if i, ok := t.entryOfDigest(d); ok {
+		t.connectLocked(i, c.ID)
 	}
 }
 
