@@ -200,21 +200,30 @@ func (s *Store) put(ctx context.Context, r *record) error {
 	if err != nil {
 		return err
 	}
-	key := gapKey(r.CompanyID, r.ID)
-	var rev uint64
-	if r.revision == 0 {
-		rev, err = s.kv.Create(ctx, key, b)
-	} else {
-		rev, err = s.kv.Update(ctx, key, b, r.revision)
-	}
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		return errConflict
-	}
-	if err != nil {
+	rev, err := s.write(ctx, gapKey(r.CompanyID, r.ID), b, r.revision)
+	if err != nil && !errors.Is(err, errConflict) {
 		return fmt.Errorf("failed to store gap %s: %w", r.ID, err)
 	}
-	r.revision = rev
-	return nil
+	if err == nil {
+		r.revision = rev
+	}
+	return err
+}
+
+// write stores value under key if the key is still at revision (creates it
+// when revision is 0); errConflict if it changed meanwhile.
+func (s *Store) write(ctx context.Context, key string, value []byte, revision uint64) (uint64, error) {
+	var rev uint64
+	var err error
+	if revision == 0 {
+		rev, err = s.kv.Create(ctx, key, value)
+	} else {
+		rev, err = s.kv.Update(ctx, key, value, revision)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, errConflict
+	}
+	return rev, err
 }
 
 func (s *Store) remove(ctx context.Context, r *record) error {
@@ -331,20 +340,14 @@ func (s *Store) putWatermark(ctx context.Context, company int64, w *watermark) e
 	if err != nil {
 		return err
 	}
-	var rev uint64
-	if w.revision == 0 {
-		rev, err = s.kv.Create(ctx, wmKey(company), b)
-	} else {
-		rev, err = s.kv.Update(ctx, wmKey(company), b, w.revision)
-	}
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		return errConflict
-	}
-	if err != nil {
+	rev, err := s.write(ctx, wmKey(company), b, w.revision)
+	if err != nil && !errors.Is(err, errConflict) {
 		return fmt.Errorf("failed to write the watermark of company %d: %w", company, err)
 	}
-	w.revision = rev
-	return nil
+	if err == nil {
+		w.revision = rev
+	}
+	return err
 }
 
 // modifyWatermark reads, changes and writes a watermark, retrying when
@@ -416,18 +419,12 @@ func (s *Store) putHealth(ctx context.Context, h *health) error {
 	if err != nil {
 		return err
 	}
-	var rev uint64
-	if h.revision == 0 {
-		rev, err = s.kv.Create(ctx, healthKey, b)
-	} else {
-		rev, err = s.kv.Update(ctx, healthKey, b, h.revision)
-	}
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		return errConflict
-	}
-	if err != nil {
+	rev, err := s.write(ctx, healthKey, b, h.revision)
+	if err != nil && !errors.Is(err, errConflict) {
 		return fmt.Errorf("failed to write the gateway's watermark: %w", err)
 	}
-	h.revision = rev
-	return nil
+	if err == nil {
+		h.revision = rev
+	}
+	return err
 }

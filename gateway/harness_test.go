@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sethvargo/go-envconfig"
 
@@ -95,12 +94,7 @@ func newHarnessWith(t *testing.T, env map[string]string, edit func(*gateway.Opti
 	gw := gateway.New(opts, r, store, log)
 	srv := httptest.NewServer(httpapi.Public(httpapi.Options{Webhook: gw.Webhook, Log: log}))
 	t.Cleanup(srv.Close)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	_, js := ns.Connect(t)
 	return &harness{t: t, nats: ns, relay: r, srv: srv, js: js, cfg: cfg}
 }
 

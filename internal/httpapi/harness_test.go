@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/clock/clocktest"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/natstest"
@@ -48,12 +46,7 @@ func newEnvWith(t *testing.T, subs func(*subscriptions.Options), edit ...func(*O
 	e := &env{t: t, fake: pipedrivetest.NewServer(t)}
 	e.fake.SetOAuthClient("app", "app-secret")
 	ns := natstest.Run(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	nc, js := ns.Connect(t)
 	api := pipedrive.New(pipedrive.Options{
 		APIURL: e.fake.URL(), OAuthURL: e.fake.URL(), ClientID: "app", ClientSecret: "app-secret",
 		Timeout: 500 * time.Millisecond,
@@ -67,6 +60,7 @@ func newEnvWith(t *testing.T, subs func(*subscriptions.Options), edit ...func(*O
 	if subs != nil {
 		subs(&so)
 	}
+	var err error
 	e.m, err = subscriptions.New(context.Background(), so, nc, js, api, log)
 	if err != nil {
 		t.Fatal(err)

@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/clock"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/natstest"
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/testlog"
@@ -23,12 +20,7 @@ func TestOneLeaderAndHandOver(t *testing.T) {
 	var leading atomic.Int32
 	var maxSeen atomic.Int32
 	open := func(id string) *Lease {
-		nc, err := nats.Connect(ns.ClientURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		js, _ := jetstream.New(nc)
+		_, js := ns.Connect(t)
 		l, err := Open(context.Background(), js, Options{
 			Bucket: "TEST_LEADER", Replicas: 1, ID: id, TTL: 10 * time.Second, Clock: clock.Real(), Log: testlog.New(t),
 			OnChange: func(on bool) {

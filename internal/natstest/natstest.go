@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Server is an in-process NATS server that a test can stop and restart on
@@ -38,6 +40,22 @@ func Run(t testing.TB, configure ...func(*server.Options)) *Server {
 	// Keep the port it got, so that a restart comes back at the same URL.
 	s.opts.Port = s.Addr().(*net.TCPAddr).Port
 	return s
+}
+
+// Connect opens a client connection to the server, closed when the test
+// ends, and its JetStream context.
+func (s *Server) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
 }
 
 func (s *Server) start() {

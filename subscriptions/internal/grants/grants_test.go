@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/natstest"
@@ -18,12 +17,7 @@ import (
 func open(t *testing.T, current byte, previous ...byte) (*Grants, jetstream.KeyValue, jetstream.JetStream) {
 	t.Helper()
 	ns := natstest.Run(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	_, js := ns.Connect(t)
 	g := openOn(t, js, current, previous...)
 	kv, _ := js.KeyValue(context.Background(), "TEST_INSTALLS")
 	return g, kv, js

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/natstest"
@@ -36,13 +35,7 @@ func ring(t *testing.T, current byte, previous ...byte) *keys.Ring {
 // it returns the store and the raw bucket.
 func newKV(t *testing.T, r *keys.Ring) (*Store, jetstream.KeyValue, jetstream.JetStream) {
 	t.Helper()
-	ns := natstest.Run(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	js := newJS(t)
 	s, err := Open(context.Background(), js, bucket, 1, r)
 	if err != nil {
 		t.Fatal(err)
@@ -52,6 +45,14 @@ func newKV(t *testing.T, r *keys.Ring) (*Store, jetstream.KeyValue, jetstream.Je
 		t.Fatal(err)
 	}
 	return s, kv, js
+}
+
+// newJS is a real in-process NATS with JetStream, and nothing in it.
+func newJS(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	ns := natstest.Run(t)
+	_, js := ns.Connect(t)
+	return js
 }
 
 func company(id int64) *Company {
@@ -171,13 +172,7 @@ func TestFirstFormatRecord(t *testing.T) {
 func TestOpenKeepsOneRevision(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	ns := natstest.Run(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	js := newJS(t)
 	old, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, History: 5, Storage: jetstream.FileStorage})
 	if err != nil {
 		t.Fatal(err)
