@@ -15,10 +15,21 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/sethvargo/go-envconfig"
 )
+
+// gcPercent is the GOGC the gateway runs with unless GOGC is set.
+const gcPercent = 50
+
+// defaultGC sets gcPercent unless the environment sets GOGC.
+func defaultGC(lookup func(string) (string, bool)) {
+	if _, set := lookup("GOGC"); !set {
+		debug.SetGCPercent(gcPercent)
+	}
+}
 
 // Set at build time with -ldflags "-X main.version=… -X main.commit=…".
 var (
@@ -31,6 +42,12 @@ func main() {
 	// is recorded: the profile's bucket table alone would take over a
 	// megabyte of RSS. Go asks for this first thing in main.
 	runtime.MemProfileRate = 0
+	// The live heap is small and the allocation rate low (the embedded
+	// NATS's block caches are most of it), so the heap may grow to 1.5
+	// times what is live rather than Go's 2 (README, "Connecting many
+	// companies": a quarter less RSS at 10,000 companies, CPU within the
+	// noise). GOGC in the environment still decides.
+	defaultGC(os.LookupEnv)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], envconfig.OsLookuper(), os.Stdout, os.Stderr)
 	stop()
