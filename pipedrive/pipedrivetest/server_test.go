@@ -230,9 +230,12 @@ func TestChaosIsReproducible(t *testing.T) {
 	run := func() []string {
 		// No keep-alive: net/http would transparently retry a GET whose
 		// response was lost on a reused connection, changing the sequence.
+		// The client's timeout stays well under the chaos delay, so that a
+		// delayed answer always fails, and leaves a loaded machine room to
+		// get each request to the fake.
 		hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-		s, c, cred := setup(t, pipedrive.Options{HTTPClient: hc, Timeout: 50 * time.Millisecond})
-		s.SetChaosDelay(200 * time.Millisecond)
+		s, c, cred := setup(t, pipedrive.Options{HTTPClient: hc, Timeout: 150 * time.Millisecond})
+		s.SetChaosDelay(400 * time.Millisecond)
 		s.SetChaos(0.5, 42)
 		for range 30 {
 			before := len(s.Calls())
