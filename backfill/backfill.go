@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -150,10 +149,7 @@ type Backfill struct {
 
 	det   detector
 	first firstSeen
-	// healthStored: the gateway-wide watermark exists (this replica read
-	// or wrote it), so the per-company format's may be dropped.
-	healthStored atomic.Bool
-	lead         leader
+	lead  leader
 }
 
 // New opens the gap bucket. healthy reports nil while this replica serves

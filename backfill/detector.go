@@ -253,9 +253,6 @@ func (b *Backfill) moveHealth(ctx context.Context, now time.Time, connected func
 			return nil, err
 		}
 		stale := !h.HealthyThrough.IsZero() && now.Sub(h.HealthyThrough) > b.opts.StaleAfter
-		if h.revision != 0 {
-			b.healthStored.Store(true)
-		}
 		if !stale && h.revision != 0 && now.Sub(h.HealthyThrough) <= b.opts.WatermarkInterval/2 {
 			return h, nil // another replica just wrote it
 		}
@@ -281,7 +278,6 @@ func (b *Backfill) moveHealth(ctx context.Context, now time.Time, connected func
 		err = b.store.putHealth(wctx, &next)
 		cancel()
 		if err == nil {
-			b.healthStored.Store(true)
 			return &next, nil
 		}
 		if !errors.Is(err, errConflict) || attempt == 10 {

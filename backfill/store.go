@@ -196,34 +196,31 @@ func (s *Store) get(ctx context.Context, company int64, id string) (*record, err
 // put writes r if nobody changed it since it was read (create when its
 // revision is 0).
 func (s *Store) put(ctx context.Context, r *record) error {
-	b, err := json.Marshal(r)
+	return s.write(ctx, gapKey(r.CompanyID, r.ID), r, &r.revision, "gap "+r.ID)
+}
+
+// write stores v as JSON under key if the key is still at *revision
+// (creates it when that is 0), and sets *revision to the new one;
+// errConflict if it changed meanwhile. what names it in errors.
+func (s *Store) write(ctx context.Context, key string, v any, revision *uint64, what string) error {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	rev, err := s.write(ctx, gapKey(r.CompanyID, r.ID), b, r.revision)
-	if err != nil && !errors.Is(err, errConflict) {
-		return fmt.Errorf("failed to store gap %s: %w", r.ID, err)
-	}
-	if err == nil {
-		r.revision = rev
-	}
-	return err
-}
-
-// write stores value under key if the key is still at revision (creates it
-// when revision is 0); errConflict if it changed meanwhile.
-func (s *Store) write(ctx context.Context, key string, value []byte, revision uint64) (uint64, error) {
 	var rev uint64
-	var err error
-	if revision == 0 {
-		rev, err = s.kv.Create(ctx, key, value)
+	if *revision == 0 {
+		rev, err = s.kv.Create(ctx, key, b)
 	} else {
-		rev, err = s.kv.Update(ctx, key, value, revision)
+		rev, err = s.kv.Update(ctx, key, b, *revision)
 	}
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		return 0, errConflict
+	switch {
+	case errors.Is(err, jetstream.ErrKeyExists):
+		return errConflict
+	case err != nil:
+		return fmt.Errorf("failed to store %s: %w", what, err)
 	}
-	return rev, err
+	*revision = rev
+	return nil
 }
 
 func (s *Store) remove(ctx context.Context, r *record) error {
@@ -336,18 +333,7 @@ func (s *Store) watermark(ctx context.Context, company int64) (*watermark, error
 }
 
 func (s *Store) putWatermark(ctx context.Context, company int64, w *watermark) error {
-	b, err := json.Marshal(w)
-	if err != nil {
-		return err
-	}
-	rev, err := s.write(ctx, wmKey(company), b, w.revision)
-	if err != nil && !errors.Is(err, errConflict) {
-		return fmt.Errorf("failed to write the watermark of company %d: %w", company, err)
-	}
-	if err == nil {
-		w.revision = rev
-	}
-	return err
+	return s.write(ctx, wmKey(company), w, &w.revision, fmt.Sprintf("the watermark of company %d", company))
 }
 
 // modifyWatermark reads, changes and writes a watermark, retrying when
@@ -415,16 +401,5 @@ func (s *Store) legacyHealth(ctx context.Context) (*health, error) {
 // putHealth writes the gateway-wide watermark if nobody changed it since it
 // was read (creates it when its revision is 0).
 func (s *Store) putHealth(ctx context.Context, h *health) error {
-	b, err := json.Marshal(h)
-	if err != nil {
-		return err
-	}
-	rev, err := s.write(ctx, healthKey, b, h.revision)
-	if err != nil && !errors.Is(err, errConflict) {
-		return fmt.Errorf("failed to write the gateway's watermark: %w", err)
-	}
-	if err == nil {
-		h.revision = rev
-	}
-	return err
+	return s.write(ctx, healthKey, h, &h.revision, "the gateway's watermark")
 }
