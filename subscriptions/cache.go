@@ -226,16 +226,11 @@ func (c *credentialCache) companies() []cachedCompany {
 
 // ids returns every managed company, readable or not, ordered.
 func (c *credentialCache) ids() []int64 {
-	c.mu.RLock()
-	out := make([]int64, 0, len(c.creds)+len(c.bad))
-	for id := range c.creds {
-		out = append(out, id)
+	known := c.companies()
+	out := make([]int64, len(known))
+	for i, k := range known {
+		out[i] = k.id
 	}
-	for id := range c.bad {
-		out = append(out, id)
-	}
-	c.mu.RUnlock()
-	slices.Sort(out)
 	return out
 }
 

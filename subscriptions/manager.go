@@ -214,22 +214,15 @@ func (m *Manager) lead(ctx context.Context) {
 	// From now on the store watch schedules companies that appear.
 	m.leading.Store(true)
 	defer m.leading.Store(false)
-	// A leader elected while this replica starts waits a moment for the
-	// watch, so that it schedules from memory rather than by reading every
-	// record once more.
+	// It schedules from the records the watch delivered: a leader elected
+	// while this replica starts waits for them (they also decide which
+	// PIPEDRIVE_API_TOKENS entries are connected already).
 	select {
 	case <-ctx.Done():
 		return
 	case <-m.cache.loaded:
-	case <-m.opts.Clock.At(m.opts.Clock.Now().Add(storeRetry)):
 	}
-	for !m.scheduleAll(ctx, true) {
-		select { // the store cannot be read yet: try again soon
-		case <-ctx.Done():
-			return
-		case <-m.opts.Clock.At(m.opts.Clock.Now().Add(storeRetry)):
-		}
-	}
+	m.scheduleAll(ctx, true)
 	resync := m.opts.Clock.At(m.opts.Clock.Now().Add(m.opts.ResyncInterval))
 	for {
 		select {
@@ -251,9 +244,6 @@ func (m *Manager) lead(ctx context.Context) {
 }
 
 const (
-	// storeRetry is the wait before a leader that could not read the store
-	// at its start tries again.
-	storeRetry = 5 * time.Second
 	// storeSync is how often the leader seals again the records the watch
 	// saw under an old key that are left (a replica not yet rotated wrote
 	// one, or it changed while being sealed); none: no work.
@@ -269,69 +259,16 @@ const (
 	watchDelay = 10 * time.Second
 )
 
-// scheduleAll adds every readable stored company to the scheduler, and
-// every PIPEDRIVE_API_TOKENS entry that no record connects; it seals again
-// the records under an old key and reports the records by key. At a
-// leader's start the companies already reconciled once are spread over a
-// window; pending ones (never reconciled) run at once. Later calls (every
-// RESYNC_INTERVAL) only catch what the watch may have missed. Once the
-// watch has loaded the records it works from memory (the cache's summary
-// of each record); before that it reads one record at a time, so that
-// 100,000 companies never sit in memory at once. It reports whether the
-// store could be read.
-func (m *Manager) scheduleAll(ctx context.Context, start bool) bool {
-	if m.cache.synced.Load() {
-		m.scheduleKnown(start)
-		m.opts.Metrics.Records(m.sealAgainIDs(ctx, m.oldKeyIDs()), m.cache.badCount())
-		return true
-	}
-	ids, err := m.store.IDs(ctx)
-	if err != nil {
-		if ctx.Err() == nil {
-			m.log.Warn("cannot list companies", "error", err)
-		}
-		return false
-	}
-	window := min(m.opts.ResyncInterval, time.Duration(len(ids))*restartSpacing)
-	oldKey, unreadable := 0, 0
-	for i, id := range ids {
-		c, err := m.store.Get(ctx, id)
-		var ue *store.UnreadableError
-		switch {
-		case errors.Is(err, store.ErrUnknownCompany): // deleted meanwhile
-			continue
-		case errors.As(err, &ue):
-			// Not scheduled: its company is not reconciled until the
-			// record is readable again (the watch sees it then).
-			unreadable++
-			m.opts.Metrics.Company(unreadableView(ue))
-			continue
-		case err != nil:
-			if ctx.Err() != nil {
-				return false
-			}
-			m.sched.Ensure(id, 0) // its run reports the error
-			continue
-		}
-		m.tokens.seen(c)
-		m.opts.Metrics.Company(viewOf(c))
-		oldKey += m.sealAgain(ctx, []*store.Company{c})
-		delay := time.Duration(0)
-		if start && c.Status.LastReconcile != nil {
-			delay = window * time.Duration(i) / time.Duration(len(ids))
-		}
-		m.sched.Ensure(id, delay)
-	}
-	for _, i := range m.tokens.toConnect() {
-		m.sched.Ensure(entryKey(i), 0)
-	}
-	m.opts.Metrics.Records(oldKey, unreadable)
-	return true
-}
-
-// scheduleKnown is scheduleAll from the records the watch has loaded: no
-// record is read again, so a leader's start costs NATS nothing per company.
-func (m *Manager) scheduleKnown(start bool) {
+// scheduleAll adds every readable company to the scheduler, and every
+// PIPEDRIVE_API_TOKENS entry that no record connects; it seals again the
+// records under an old key and reports the records by key. At a leader's
+// start the companies already reconciled once are spread over a window;
+// pending ones (never reconciled) run at once. Later calls (every
+// RESYNC_INTERVAL) only catch what the watch may have missed. It works from
+// the records the watch has loaded (the cache's summary of each): no record
+// is read again, so a leader's start costs NATS nothing per company (only
+// those under an old key are read, to seal them again).
+func (m *Manager) scheduleAll(ctx context.Context, start bool) {
 	known := m.cache.companies()
 	window := min(m.opts.ResyncInterval, time.Duration(len(known))*restartSpacing)
 	for i, c := range known {
@@ -354,6 +291,7 @@ func (m *Manager) scheduleKnown(start bool) {
 	for _, i := range m.tokens.toConnect() {
 		m.sched.Ensure(entryKey(i), 0)
 	}
+	m.opts.Metrics.Records(m.sealAgainIDs(ctx, m.oldKeyIDs()), m.cache.badCount())
 }
 
 // observe follows every change of the store (on every replica): the
