@@ -98,6 +98,10 @@ type Manager struct {
 	oldKeyMu sync.Mutex
 	oldKey   map[int64]struct{}
 	reseal   chan int64
+	// recount asks the leader to report the records by key again: a change
+	// the watch delivered may have moved one out of (or into) the old-key or
+	// unreadable sets, whoever wrote it.
+	recount chan struct{}
 }
 
 // New opens the store and the lease bucket.
@@ -145,6 +149,7 @@ func New(ctx context.Context, opts Options, nc *nats.Conn, js jetstream.JetStrea
 	m := &Manager{
 		opts: opts, nc: nc, api: api, keys: ring, store: st, grants: gr, seen: newNonces(), lease: l, log: log,
 		tokens: newAPITokens(opts.APITokens, st.TokenHash), oldKey: map[int64]struct{}{}, reseal: make(chan int64, 1024),
+		recount: make(chan struct{}, 1),
 	}
 	m.cache = newCredentialCache(st, log, m.observe)
 	m.rec = &reconciler{
@@ -233,12 +238,12 @@ func (m *Manager) lead(ctx context.Context) {
 			resync = m.opts.Clock.At(m.opts.Clock.Now().Add(m.opts.ResyncInterval))
 		case id := <-m.reseal:
 			m.sealAgainIDs(ctx, []int64{id})
-			m.oldKeyMu.Lock()
-			left := len(m.oldKey)
-			m.oldKeyMu.Unlock()
-			m.opts.Metrics.Records(left, m.cache.badCount())
+			m.reportRecords()
+		case <-m.recount:
+			m.reportRecords()
 		case <-m.opts.Clock.At(m.opts.Clock.Now().Add(storeSync)):
-			m.opts.Metrics.Records(m.sealAgainIDs(ctx, m.oldKeyIDs()), m.cache.badCount())
+			m.sealAgainIDs(ctx, m.oldKeyIDs())
+			m.reportRecords()
 		}
 	}
 }
@@ -291,7 +296,20 @@ func (m *Manager) scheduleAll(ctx context.Context, start bool) {
 	for _, i := range m.tokens.toConnect() {
 		m.sched.Ensure(entryKey(i), 0)
 	}
-	m.opts.Metrics.Records(m.sealAgainIDs(ctx, m.oldKeyIDs()), m.cache.badCount())
+	m.sealAgainIDs(ctx, m.oldKeyIDs())
+	m.reportRecords()
+}
+
+// reportRecords reports the records under an old key and the unreadable
+// ones as the watch last saw them. A record sealed again shows there once
+// the watch delivers it; the change then asks for a report (recount), so
+// the gauges settle on what the store holds, also when the re-seal lost a
+// race to another write that sealed the record under the current key.
+func (m *Manager) reportRecords() {
+	m.oldKeyMu.Lock()
+	old := len(m.oldKey)
+	m.oldKeyMu.Unlock()
+	m.opts.Metrics.Records(old, m.cache.badCount())
 }
 
 // observe follows every change of the store (on every replica): the
@@ -315,6 +333,10 @@ func (m *Manager) observe(ch store.Change) {
 	// and spreads at its start; only later changes are new.
 	if !m.leading.Load() || !m.cache.synced.Load() {
 		return
+	}
+	select {
+	case m.recount <- struct{}{}:
+	default: // a report is asked for already
 	}
 	switch {
 	case ch.Company != nil:
@@ -342,15 +364,13 @@ func (m *Manager) oldKeyIDs() []int64 {
 }
 
 // sealAgainIDs reads the companies and seals again those still under an
-// old key; it returns how many of them are left under an old key.
-func (m *Manager) sealAgainIDs(ctx context.Context, ids []int64) (left int) {
+// old key.
+func (m *Manager) sealAgainIDs(ctx context.Context, ids []int64) {
 	for _, id := range ids {
-		c, err := m.store.Get(ctx, id)
-		if err == nil {
-			left += m.sealAgain(ctx, []*store.Company{c})
+		if c, err := m.store.Get(ctx, id); err == nil {
+			m.sealAgain(ctx, c)
 		}
 	}
-	return left
 }
 
 func randomHex(n int) string {

@@ -66,7 +66,8 @@ func (e *env) callsFor(id int64) int {
 // company: listed as error, not reconciled, not reconnected over, its
 // deliveries unanswerable (503 at the ingress), readiness naming it, and
 // no webhook deleted on its account. The other companies are reconciled
-// as before; restoring the record brings its company back.
+// as before; restoring the record brings its company back, and the
+// unreadable gauge back to 0.
 func TestUnreadableRecord(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -159,6 +160,9 @@ func TestUnreadableRecord(t *testing.T) {
 	if _, _, ok := m.WebhookCredentials("43"); ok {
 		t.Error("43 still managed after a forced disconnect")
 	}
+	// The gauge follows the records the watch delivers, not only the
+	// leader's own writes: no storeSync has passed on this clock.
+	waitFor(t, func() bool { _, bad, _ := metrics.get(); return bad == 0 })
 	if v, err := m.Reconcile(ctx, 42); err != nil || v.State != store.StateOK {
 		t.Fatalf("reconcile 42 restored: %+v %v", v, err)
 	}
