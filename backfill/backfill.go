@@ -36,6 +36,9 @@ type Companies interface {
 	// Target returns a company's domain and API credentials (a fresh OAuth
 	// token), or an error wrapping ErrNotConnected.
 	Target(ctx context.Context, id int64) (Target, error)
+	// ConnectedAt tells when the company was connected (its record
+	// created), or an error wrapping ErrNotConnected.
+	ConnectedAt(ctx context.Context, id int64) (time.Time, error)
 }
 
 // Clock tells the time and waits; tests use a fake one that never sleeps.

@@ -59,7 +59,9 @@ func (c *fakeClock) Sleeps() []time.Duration {
 type staticCompanies struct {
 	mu      sync.Mutex
 	targets map[int64]Target
-	lists   int // CompanyIDs calls
+	// connectedAt is when a company was connected; unset: long before.
+	connectedAt map[int64]time.Time
+	lists       int // CompanyIDs calls
 }
 
 func (s *staticCompanies) CompanyIDs(context.Context) ([]int64, error) {
@@ -72,6 +74,15 @@ func (s *staticCompanies) CompanyIDs(context.Context) ([]int64, error) {
 	}
 	slices.Sort(ids)
 	return ids, nil
+}
+
+func (s *staticCompanies) ConnectedAt(_ context.Context, id int64) (time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.targets[id]; !ok {
+		return time.Time{}, ErrNotConnected
+	}
+	return s.connectedAt[id], nil
 }
 
 func (s *staticCompanies) Target(_ context.Context, id int64) (Target, error) {

@@ -75,22 +75,36 @@ func (b *Backfill) moveHealth(ctx context.Context, now time.Time, connected func
 }
 
 // recordOutage stores an outage gap from the stale watermark since to now
-// for every connected company. Two replicas finding the same stale
-// watermark both record them: the second merges into the first's.
+// for every connected company; for one connected after since, from its
+// connect on (what came before was never its stream's). Two replicas
+// finding the same stale watermark both record them: the second merges
+// into the first's.
 func (b *Backfill) recordOutage(ctx context.Context, since, now time.Time, ids idSet) error {
 	b.log.Warn("watermark stale: events may have been lost", "healthy_through", since, "now", now, "companies", len(ids))
 	for _, id := range ids {
-		rctx, cancel := bounded(ctx)
-		err := b.record(rctx, Evidence{
-			CompanyID: id, Reason: ReasonOutage, Recovery: now,
-			Window: Range{From: since.Add(-b.opts.Margin), Until: now.Add(b.opts.Margin)},
-		})
-		cancel()
-		if err != nil {
+		if err := b.recordCompanyOutage(ctx, id, since, now); err != nil {
 			return fmt.Errorf("failed to record the outage of company %d: %w", id, err)
 		}
 	}
 	return nil
+}
+
+func (b *Backfill) recordCompanyOutage(ctx context.Context, id int64, since, now time.Time) error {
+	rctx, cancel := bounded(ctx)
+	defer cancel()
+	from := since
+	switch at, err := b.companies.ConnectedAt(rctx, id); {
+	case errors.Is(err, ErrNotConnected):
+		return nil // disconnected since it was listed
+	case err != nil:
+		return err
+	case at.After(since):
+		from = at
+	}
+	return b.record(rctx, Evidence{
+		CompanyID: id, Reason: ReasonOutage, Recovery: now,
+		Window: Range{From: from.Add(-b.opts.Margin), Until: now.Add(b.opts.Margin)},
+	})
 }
 
 // firstSeen remembers which companies' first delivery after the outage that

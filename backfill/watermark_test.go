@@ -500,3 +500,31 @@ func TestShrinkMatchesTheLastOutage(t *testing.T) {
 		}
 	}
 }
+
+// TestOutageStartsAtConnect: a company connected while no replica served
+// (a configured token connected at start, before the first flush) gets an
+// outage gap from its connect on, not from the stale watermark: what came
+// before was never its stream's.
+func TestOutageStartsAtConnect(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emptyPlan())
+	ids := h.connect(3)
+	h.b.flush(h.ctx)
+	last := h.clock.Now()
+	h.clock.Advance(10 * time.Minute)
+	connected := h.clock.Now().Add(-30 * time.Second)
+	h.companies.mu.Lock()
+	h.companies.connectedAt = map[int64]time.Time{ids[2]: connected, ids[1]: last.Add(-time.Hour)}
+	h.companies.mu.Unlock()
+	now := h.clock.Now()
+	h.b.flush(h.ctx)
+	for id, gs := range h.companyGaps(ids) {
+		from := last
+		if id == ids[2] {
+			from = connected
+		}
+		if len(gs) != 1 || gs[0].Reason != ReasonOutage || !gs[0].From.Equal(from.Add(-time.Minute)) || !gs[0].Until.Equal(now.Add(time.Minute)) {
+			t.Errorf("company %d: gaps %s, want one outage from %s to %s", id, mustJSON(gs), from.Add(-time.Minute), now.Add(time.Minute))
+		}
+	}
+}

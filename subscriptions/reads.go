@@ -52,6 +52,16 @@ func (r *reconciler) finding(ctx context.Context, c *store.Company, keep, create
 	r.onWebhook(ctx, c.ID, f)
 }
 
+// ConnectedAt tells when a company was connected: its record was created
+// then (a reconnect keeps it; a disconnect deletes the record).
+func (m *Manager) ConnectedAt(ctx context.Context, id int64) (time.Time, error) {
+	c, err := m.store.Get(ctx, id)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return c.ConnectedAt, nil
+}
+
 // APICredentials returns a company's domain and API credentials, for reads
 // of its data. An OAuth access token that expires soon is refreshed first
 // by a reconcile on the leader, so that refresh tokens are only ever used

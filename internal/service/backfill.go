@@ -71,6 +71,14 @@ type companies struct{ m *subscriptions.Manager }
 
 func (c companies) CompanyIDs(ctx context.Context) ([]int64, error) { return c.m.CompanyIDs(ctx) }
 
+func (c companies) ConnectedAt(ctx context.Context, id int64) (time.Time, error) {
+	at, err := c.m.ConnectedAt(ctx, id)
+	if errors.Is(err, subscriptions.ErrUnknownCompany) {
+		return time.Time{}, fmt.Errorf("company %d: %w", id, backfill.ErrNotConnected)
+	}
+	return at, err
+}
+
 func (c companies) Target(ctx context.Context, id int64) (backfill.Target, error) {
 	domain, cred, err := c.m.APICredentials(ctx, id)
 	if errors.Is(err, subscriptions.ErrUnknownCompany) {
