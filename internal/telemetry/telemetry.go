@@ -13,13 +13,9 @@ import (
 	"os"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
-	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -101,17 +97,12 @@ func Setup(ctx context.Context, opts Options) (*Telemetry, error) {
 	t.Tracer = tp
 	t.shutdown = append(t.shutdown, tp.Shutdown)
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	promExp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo(), otelprom.WithoutTargetInfo())
-	if err != nil {
-		return nil, fmt.Errorf("failed to create the Prometheus exporter: %w", err)
-	}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(promExp),
+	reader, metrics := newPromHandler()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(reader),
 		sdkmetric.WithView(latencyView("pipedrive_gateway.publish.duration"), latencyView("pipedrive_gateway.reconcile.duration")))
 	t.Meter = mp
 	t.shutdown = append(t.shutdown, mp.Shutdown)
-	t.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	t.Metrics = metrics
 	return t, nil
 }
 
