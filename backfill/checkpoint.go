@@ -100,6 +100,9 @@ func (b *Backfill) finish(ctx context.Context, r *record, state, msg string, unc
 		"events", r.Events, "tokens", r.TokensSpent, "uncovered", r.Uncovered, "error", r.Error)
 	b.metrics.RunEnded(r.CompanyID, state)
 	b.announce(ctx, r)
+	for _, a := range r.Absorbed {
+		b.announce(ctx, r.absorbedEnd(a))
+	}
 	if r.hasReason(ReasonOutage) && !r.Recovery.IsZero() && state != StateFailed {
 		ev := Evidence{
 			CompanyID: r.CompanyID, Reason: ReasonSecondPass, Recovery: r.Recovery,

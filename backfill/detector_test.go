@@ -202,3 +202,59 @@ func TestConcurrentAdmitsMerge(t *testing.T) {
 		}
 	}
 }
+
+// TestAbsorbedGapEndsWithTheOneThatAbsorbedIt: evidence that bridges two
+// open gaps already announced merges them; the absorbed one is not left
+// open for consumers: when the merged gap ends, a status event ends the
+// absorbed one too, with the same state, over its own window, naming the
+// gap it was merged into.
+func TestAbsorbedGapEndsWithTheOneThatAbsorbedIt(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, emptyPlan())
+	now := h.clock.Now()
+	windows := []Range{
+		{From: now.Add(-20 * time.Minute), Until: now.Add(-15 * time.Minute)},
+		{From: now.Add(-10 * time.Minute), Until: now.Add(-5 * time.Minute)},
+		{From: now.Add(-16 * time.Minute), Until: now.Add(-9 * time.Minute)}, // bridges both
+	}
+	for _, w := range windows {
+		if err := h.b.record(h.ctx, Evidence{CompanyID: testCompany, Reason: ReasonWebhookMissing, Window: w}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gs := h.gaps()
+	if len(gs) != 1 || !gs[0].From.Equal(windows[0].From) || !gs[0].Until.Equal(windows[1].Until) {
+		t.Fatalf("gaps %s, want one from %s to %s", mustJSON(gs), windows[0].From, windows[1].Until)
+	}
+	survivor := gs[0].ID
+	h.lead(h.b)
+	h.waitGap("ended", func(g Gap) bool { return g.Ended() })
+
+	last := map[string]map[string]any{}
+	var ids []string
+	for _, m := range h.messages("pipedrive.gap.company") {
+		id, _ := m.Body["id"].(string)
+		if _, ok := last[id]; !ok {
+			ids = append(ids, id)
+		}
+		last[id] = m.Body
+	}
+	if len(ids) != 2 {
+		t.Fatalf("status events for gaps %v, want the two announced", ids)
+	}
+	for _, id := range ids {
+		b := last[id]
+		if b["state"] != StateRecovered {
+			t.Errorf("gap %s last announced as %v, want %s", id, b["state"], StateRecovered)
+		}
+		if id == survivor {
+			continue
+		}
+		own := func(w Range) bool {
+			return b["from"] == w.From.Format(time.RFC3339) && b["until"] == w.Until.Format(time.RFC3339)
+		}
+		if b["merged_into"] != survivor || !own(windows[0]) && !own(windows[1]) {
+			t.Errorf("absorbed gap %s ended as %v, want merged into %s over its own window", id, b, survivor)
+		}
+	}
+}

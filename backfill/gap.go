@@ -77,6 +77,10 @@ type Gap struct {
 	// would spend; nothing was published or stored.
 	DryRun          bool `json:"dry_run,omitempty"`
 	EstimatedTokens int  `json:"estimated_tokens,omitempty"`
+	// MergedInto names the gap that absorbed this one: evidence bridged the
+	// two open gaps. Its status event ends with that gap's state, over
+	// this gap's own window; the events and tokens count on the other.
+	MergedInto string `json:"merged_into,omitempty"`
 }
 
 // Window is the gap's range.
@@ -190,8 +194,11 @@ func admit(existing []*record, ev Evidence, newID func() string, now time.Time) 
 				touched[o] = true
 				continue
 			}
-			// The piece bridges two open gaps: one absorbs the other.
+			// The piece bridges two open gaps: one absorbs the other, and
+			// ends it when it ends itself (it may have been announced).
 			into.grow(o.Window(), Evidence{Reason: o.Reason, Recovery: o.Recovery}, now)
+			into.Absorbed = append(into.Absorbed, absorbedGap{ID: o.ID, From: o.From, Until: o.Until, Reason: o.Reason, Seq: o.Seq})
+			into.Absorbed = append(into.Absorbed, o.Absorbed...)
 			ch.remove = append(ch.remove, o)
 		}
 		if into == nil {
@@ -213,6 +220,21 @@ func admit(existing []*record, ev Evidence, newID func() string, now time.Time) 
 }
 
 func (c changes) isRemoved(r *record) bool { return slices.Contains(c.remove, r) }
+
+// intersect returns the parts of rs inside w.
+func intersect(rs []Range, w Range) []Range {
+	out := []Range{}
+	for _, r := range rs {
+		c := Range{From: maxTime(r.From, w.From), Until: r.Until}
+		if w.Until.Before(c.Until) {
+			c.Until = w.Until
+		}
+		if !c.Empty() {
+			out = append(out, c)
+		}
+	}
+	return out
+}
 
 // grow widens an open gap to cover w and takes the evidence's reason.
 func (r *record) grow(w Range, ev Evidence, now time.Time) {

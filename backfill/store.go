@@ -40,8 +40,30 @@ type record struct {
 	Manual bool `json:"manual,omitempty"`
 	// Run is the checkpoint of the run, once it started.
 	Run *checkpoint `json:"run,omitempty"`
+	// Absorbed are the open gaps this one absorbed.
+	Absorbed []absorbedGap `json:"absorbed,omitempty"`
 
 	revision uint64
+}
+
+// absorbedGap is an open gap that another absorbed, as it was announced.
+type absorbedGap struct {
+	ID     string    `json:"id"`
+	From   time.Time `json:"from"`
+	Until  time.Time `json:"until"`
+	Reason string    `json:"reason"`
+	Seq    int       `json:"seq"`
+}
+
+// absorbedEnd is how an absorbed gap ends: with r's state and error, over
+// its own window, merged into r.
+func (r *record) absorbedEnd(a absorbedGap) *record {
+	g := r.Gap
+	g.ID, g.From, g.Until, g.Reason = a.ID, a.From, a.Until, a.Reason
+	g.Events, g.TokensSpent = 0, 0
+	g.Uncovered = intersect(r.Uncovered, Range{From: a.From, Until: a.Until})
+	g.MergedInto = r.ID
+	return &record{Gap: g, Seq: a.Seq + 1}
 }
 
 // health is the gateway-wide watermark. Every company is served by the same
