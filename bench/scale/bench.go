@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive"
 	"github.com/pipedrive-gateway/pipedrive-gateway/pipedrive/pipedrivetest"
@@ -30,6 +34,7 @@ type bench struct {
 	ops    string // base URL of the ops listener
 	log    io.Writer
 	starts int
+	nats   *server.Server // with -external-nats
 }
 
 // maxArg is Linux's limit on one environment string (MAX_ARG_STRLEN).
@@ -86,11 +91,43 @@ func newBench(ctx context.Context, cfg config, dir string, log io.Writer) (*benc
 	if cfg.concurrency > 0 {
 		b.env = append(b.env, "RECONCILE_CONCURRENCY="+strconv.Itoa(cfg.concurrency))
 	}
+	if cfg.externalNATS {
+		url, err := b.startNATS()
+		if err != nil {
+			b.close()
+			return nil, err
+		}
+		key := make([]byte, 32)
+		_, _ = rand.Read(key)
+		b.env = append(b.env, "NATS_URL="+url, "STATE_KEY="+base64.StdEncoding.EncodeToString(key))
+	}
 	b.env = append(b.env, cfg.extraEnv...)
 	return b, nil
 }
 
-func (b *bench) close() { _ = b.fake.Close() }
+// startNATS runs NATS with JetStream in this process, its store in the
+// bench's directory.
+func (b *bench) startNATS() (string, error) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: filepath.Join(b.dir, "nats"), NoSigs: true, NoLog: true})
+	if err != nil {
+		return "", err
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return "", errors.New("NATS did not start")
+	}
+	b.nats = ns
+	return ns.ClientURL(), nil
+}
+
+func (b *bench) close() {
+	_ = b.fake.Close()
+	if b.nats != nil {
+		b.nats.Shutdown()
+	}
+}
 
 func freePorts(n int) ([]string, error) {
 	var out []string

@@ -45,15 +45,16 @@ func main() {
 }
 
 type config struct {
-	companies   int
-	firstID     int64
-	latency     time.Duration
-	gateway     string
-	concurrency int
-	watch       time.Duration
-	timeout     time.Duration
-	keep        bool
-	extraEnv    []string
+	companies    int
+	firstID      int64
+	latency      time.Duration
+	gateway      string
+	concurrency  int
+	watch        time.Duration
+	timeout      time.Duration
+	keep         bool
+	externalNATS bool
+	extraEnv     []string
 }
 
 func parse(args []string, stderr io.Writer) (config, error) {
@@ -68,6 +69,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.watch, "watch", 10*time.Second, "how long to watch the API calls after the restart")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "give up when the webhooks are not all registered by then")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary directory (gateway logs, data)")
+	fs.BoolVar(&c.externalNATS, "external-nats", false, "run NATS with JetStream in this process and give the gateway NATS_URL (and a STATE_KEY), as replicas on a NATS cluster run, instead of its embedded server")
 	fs.Func("env", "extra `NAME=VALUE` for the gateway (repeatable), e.g. GOGC=50 or LOG_LEVEL=warn", func(v string) error {
 		if !strings.Contains(v, "=") {
 			return errors.New("want NAME=VALUE")

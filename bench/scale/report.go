@@ -125,7 +125,11 @@ func (r *report) print(w io.Writer) {
 	if r.cfg.concurrency > 0 {
 		conc = fmt.Sprint(r.cfg.concurrency)
 	}
-	fmt.Fprintf(w, "## Scale: %d companies, fake API latency %v, RECONCILE_CONCURRENCY %s\n\n", r.cfg.companies, r.cfg.latency, conc)
+	natsMode := "embedded NATS"
+	if r.cfg.externalNATS {
+		natsMode = "external NATS (in the bench process)"
+	}
+	fmt.Fprintf(w, "## Scale: %d companies, fake API latency %v, RECONCILE_CONCURRENCY %s, %s\n\n", r.cfg.companies, r.cfg.latency, conc, natsMode)
 	fmt.Fprintf(w, "machine: %s, %d CPUs; load average %s before, %s after\n\n", r.machine.Model, r.machine.CPUs, r.loadBefore, r.loadAfter)
 	c, s := r.connect, r.restart
 	rows := [][2]string{
