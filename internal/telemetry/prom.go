@@ -163,16 +163,19 @@ func labelsOf(set attribute.Set) []label {
 	out := make([]label, 0, set.Len())
 	for it := set.Iter(); it.Next(); {
 		kv := it.Attribute()
-		name := labelName(string(kv.Key))
-		value := kv.Value.Emit()
-		if n := len(out); n > 0 && out[n-1].name == name {
-			out[n-1].value += ";" + value
+		out = append(out, label{labelName(string(kv.Key)), kv.Value.Emit()})
+	}
+	// Sorted by key already; sanitising can reorder and join keys.
+	slices.SortStableFunc(out, func(a, b label) int { return cmp.Compare(a.name, b.name) })
+	merged := out[:0]
+	for _, l := range out {
+		if n := len(merged); n > 0 && merged[n-1].name == l.name {
+			merged[n-1].value += ";" + l.value
 			continue
 		}
-		out = append(out, label{name, value})
+		merged = append(merged, l)
 	}
-	slices.SortStableFunc(out, func(a, b label) int { return cmp.Compare(a.name, b.name) })
-	return out
+	return merged
 }
 
 func sortKey(ls []label) string {

@@ -104,6 +104,7 @@ func TestExpositionMatchesTheOTelPrometheusExporter(t *testing.T) {
 	floats, _ := m.Float64Counter("pipedrive_gateway.backfill.seconds", metric.WithUnit("s"), metric.WithDescription(`A help with a \ and
 a newline.`))
 	floats.Add(ctx, 0.25, metric.WithAttributes(attribute.String("company_id", "42"), attribute.String("reason", `say "hi"\n`+"\nnext")))
+	floats.Add(ctx, 1, metric.WithAttributes(attribute.String("a.b", "1"), attribute.String("a.c", "2"), attribute.String("a_b", "3")))
 	duration, _ := m.Float64Histogram("http.server.request.duration", metric.WithUnit("s"),
 		metric.WithDescription("Duration of HTTP server requests."), metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 	for _, v := range []float64{0.001, 0.02, 0.2, 3, 30} {
