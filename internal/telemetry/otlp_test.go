@@ -597,6 +597,13 @@ func TestOTLPConfigErrors(t *testing.T) {
 			}
 		})
 	}
+	// Through Setup, as the gateway starts.
+	_, err := Setup(context.Background(), Options{Getenv: func(k string) string {
+		return map[string]string{ep: "http://c", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_TIMEOUT": "soon"}[k]
+	}})
+	if err == nil || !strings.Contains(err.Error(), "OTEL_EXPORTER_OTLP_TIMEOUT") {
+		t.Errorf("Setup: err = %v, want one naming OTEL_EXPORTER_OTLP_TIMEOUT", err)
+	}
 }
 
 func TestGRPCTimeoutHeader(t *testing.T) {
