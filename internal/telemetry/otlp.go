@@ -416,21 +416,19 @@ func (e *otlpExporter) payload(msg []byte) ([]byte, error) {
 	return b, nil
 }
 
-// retryableError is a failure the protocol says may pass; after, when set,
-// is the wait the collector asked for.
+// retryableError is a failure the protocol says may pass; after is the
+// least wait the collector asked for (Retry-After, RetryInfo), if any.
 type retryableError struct {
 	err   error
 	after time.Duration
-	// asked says the collector gave after (Retry-After, RetryInfo).
-	asked bool
 }
 
 func (e *retryableError) Error() string { return e.err.Error() }
 func (e *retryableError) Unwrap() error { return e.err }
 
 // retry calls attempt, each call bounded by the configured timeout, until
-// it succeeds or fails for good. Between calls it waits the collector's
-// requested delay or else an exponential back-off with jitter; it gives up
+// it succeeds or fails for good. Between calls it waits an exponential
+// back-off with jitter, or longer when the collector asks; it gives up
 // when the next call would start after ctx's deadline or after retryFor.
 func (e *otlpExporter) retry(ctx context.Context, attempt func(context.Context) ([]byte, error)) ([]byte, error) {
 	start := time.Now()
@@ -452,12 +450,10 @@ func (e *otlpExporter) retry(ctx context.Context, attempt func(context.Context) 
 		if !errors.As(err, &re) {
 			return nil, err
 		}
-		// Jitter of ±50 % around the interval, as the official exporters.
-		wait := time.Duration(float64(interval) * (0.5 + rand.Float64()))
+		// Jitter of ±50 % around the interval, as the official exporters;
+		// a collector's delay is honoured, but never shortens the wait.
+		wait := max(time.Duration(float64(interval)*(0.5+rand.Float64())), re.after)
 		interval = min(time.Duration(float64(interval)*1.5), e.backoffMax)
-		if re.asked {
-			wait = re.after
-		}
 		if time.Since(start)+wait > e.retryFor {
 			return nil, fmt.Errorf("giving up after %d attempts in %s: %w", n, time.Since(start).Round(time.Millisecond), err)
 		}
@@ -499,7 +495,7 @@ func (e *otlpExporter) postHTTP(ctx context.Context, body []byte) ([]byte, error
 	case code == http.StatusTooManyRequests, code == http.StatusBadGateway,
 		code == http.StatusServiceUnavailable, code == http.StatusGatewayTimeout:
 		re := &retryableError{err: fmt.Errorf("collector answered %s: %s", resp.Status, excerpt(data))}
-		re.after, re.asked = retryAfter(resp.Header.Get("Retry-After"))
+		re.after = retryAfter(resp.Header.Get("Retry-After"))
 		return nil, re
 	default:
 		return nil, fmt.Errorf("collector answered %s: %s", resp.Status, excerpt(data))
@@ -530,19 +526,17 @@ func transportError(err error) error {
 	return &retryableError{err: err}
 }
 
-// retryAfter reads a Retry-After header: seconds or an HTTP date.
-func retryAfter(v string) (time.Duration, bool) {
+// retryAfter reads a Retry-After header: seconds or an HTTP date; 0 when
+// absent or unreadable.
+func retryAfter(v string) time.Duration {
 	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
 	if s, err := strconv.ParseInt(v, 10, 64); err == nil && s >= 0 {
-		return time.Duration(min(s, int64(time.Duration(1<<63-1)/time.Second))) * time.Second, true
+		return time.Duration(min(s, int64(time.Duration(1<<63-1)/time.Second))) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0), true
+		return max(time.Until(t), 0)
 	}
-	return 0, false
+	return 0
 }
 
 // excerpt gives the start of a response body for an error message.

@@ -140,6 +140,7 @@ type recorded struct {
 	body   []byte // decompressed
 	// peer is the client certificate's subject, for mutual TLS.
 	peer string
+	at   time.Time
 }
 
 // httpCollector records OTLP/HTTP requests and answers each with reply
@@ -167,7 +168,7 @@ func (c *httpCollector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	rec := recorded{header: r.Header.Clone(), body: body}
+	rec := recorded{header: r.Header.Clone(), body: body, at: time.Now()}
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		rec.peer = r.TLS.PeerCertificates[0].Subject.CommonName
 	}

@@ -117,7 +117,7 @@ func (e *otlpExporter) postGRPC(ctx context.Context, body []byte) ([]byte, error
 // CANCELLED, DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE, UNAVAILABLE and
 // DATA_LOSS may pass, RESOURCE_EXHAUSTED only when the server says when to
 // retry (google.rpc.RetryInfo in grpc-status-details-bin), whose delay is
-// then honoured; other codes are permanent.
+// honoured; other codes are permanent.
 func grpcError(st *grpcStatusError, details []string) error {
 	delay, asked := grpcRetryDelay(details)
 	switch st.code {
@@ -129,7 +129,7 @@ func grpcError(st *grpcStatusError, details []string) error {
 	default:
 		return st
 	}
-	return &retryableError{err: st, after: delay, asked: asked}
+	return &retryableError{err: st, after: delay}
 }
 
 // grpcCodeOfHTTP maps the HTTP status of a response without grpc-status,

@@ -30,6 +30,7 @@ type grpcCall struct {
 	md          metadata.MD
 	compression string
 	deadline    time.Duration // 0 without one
+	at          time.Time
 }
 
 // grpcCollector is a real grpc-go TraceService on 127.0.0.1 that records
@@ -68,7 +69,7 @@ func startGRPCCollector(t *testing.T, cert *tls.Certificate, reply func(n int) (
 
 func (c *grpcCollector) Export(ctx context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
-	call := grpcCall{req: req, md: md}
+	call := grpcCall{req: req, md: md, at: time.Now()}
 	if comp, ok := ctx.Value(compressionKey{}).(*string); ok {
 		call.compression = *comp
 	}
@@ -182,7 +183,7 @@ func TestOTLPGRPC(t *testing.T) {
 func TestOTLPGRPCStatus(t *testing.T) {
 	t.Parallel()
 	retryInfo := func(c codes.Code) error {
-		st, err := status.New(c, "slow down").WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Millisecond)})
+		st, err := status.New(c, "slow down").WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(200 * time.Millisecond)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,10 +213,6 @@ func TestOTLPGRPCStatus(t *testing.T) {
 				return &coltracepb.ExportTraceServiceResponse{}, nil
 			})
 			e := fastExporter(t, true, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + c.addr})
-			if strings.Contains(tc.name, "retry_info") {
-				// The delay the collector asks for replaces the back-off.
-				e.backoffInitial = time.Hour
-			}
 			err := e.ExportSpans(exportCtx(t), grpcSpans(t))
 			if tc.wantErr == "" && err != nil {
 				t.Fatal(err)
@@ -223,8 +220,15 @@ func TestOTLPGRPCStatus(t *testing.T) {
 			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
 				t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
 			}
-			if n := len(c.served()); n != tc.wantCalls {
-				t.Errorf("%d calls, want %d", n, tc.wantCalls)
+			calls := c.served()
+			if len(calls) != tc.wantCalls {
+				t.Fatalf("%d calls, want %d", len(calls), tc.wantCalls)
+			}
+			// The delay of a RetryInfo is waited, however short the back-off.
+			if strings.Contains(tc.name, "retry_info") {
+				if gap := calls[1].at.Sub(calls[0].at); gap < 200*time.Millisecond {
+					t.Errorf("retried after %v, want the RetryInfo's 200ms at least", gap)
+				}
 			}
 		})
 	}

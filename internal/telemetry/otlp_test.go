@@ -133,18 +133,19 @@ func TestOTLPHTTPRetry(t *testing.T) {
 		name       string
 		status     int
 		retryAfter string
-		slow       bool // keep the default 5 s back-off: Retry-After must win
 		wantCalls  int
+		wantGap    time.Duration // the least time between the calls
 		wantErr    string
 	}{
-		{"503_retry_after_0", 503, "0", true, 2, ""},
-		{"503_retry_after_date", 503, time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat), true, 2, ""},
-		{"503_backoff", 503, "", false, 2, ""},
-		{"429", 429, "0", true, 2, ""},
-		{"502", 502, "", false, 2, ""},
-		{"504", 504, "", false, 2, ""},
-		{"400", 400, "", false, 1, "400 Bad Request: bad spans"},
-		{"500", 500, "", false, 1, "500 Internal Server Error"},
+		{"503_retry_after_0", 503, "0", 2, 0, ""},
+		{"503_retry_after_past_date", 503, time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat), 2, 0, ""},
+		{"503_retry_after_1", 503, "1", 2, time.Second, ""},
+		{"503", 503, "", 2, 0, ""},
+		{"429", 429, "", 2, 0, ""},
+		{"502", 502, "", 2, 0, ""},
+		{"504", 504, "", 2, 0, ""},
+		{"400", 400, "", 1, 0, "400 Bad Request: bad spans"},
+		{"500", 500, "", 1, 0, "500 Internal Server Error: bad spans"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -161,9 +162,6 @@ func TestOTLPHTTPRetry(t *testing.T) {
 			srv := httptest.NewServer(c)
 			defer srv.Close()
 			e := fastExporter(t, false, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": srv.URL})
-			if tc.slow {
-				e.backoffInitial, e.backoffMax = 5*time.Second, 30*time.Second
-			}
 			err := e.ExportSpans(exportCtx(t), grpcSpans(t))
 			if tc.wantErr == "" && err != nil {
 				t.Fatal(err)
@@ -171,8 +169,14 @@ func TestOTLPHTTPRetry(t *testing.T) {
 			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
 				t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
 			}
-			if n := len(c.requests()); n != tc.wantCalls {
-				t.Errorf("%d requests, want %d", n, tc.wantCalls)
+			reqs := c.requests()
+			if len(reqs) != tc.wantCalls {
+				t.Fatalf("%d requests, want %d", len(reqs), tc.wantCalls)
+			}
+			if tc.wantGap > 0 {
+				if gap := reqs[1].at.Sub(reqs[0].at); gap < tc.wantGap {
+					t.Errorf("retried after %v, want Retry-After's %v at least", gap, tc.wantGap)
+				}
 			}
 		})
 	}
