@@ -53,9 +53,9 @@ func scrape(t *testing.T, h http.Handler, gz bool) (map[string]*dto.MetricFamily
 	return fams, res
 }
 
-// canonical writes families in the text format, metrics sorted, so that
+// canonicalText writes families in the text format, metrics sorted, so that
 // two expositions of the same data compare equal as strings.
-func canonical(t *testing.T, fams map[string]*dto.MetricFamily, keep func(string) bool) string {
+func canonicalText(t *testing.T, fams map[string]*dto.MetricFamily, keep func(string) bool) string {
 	t.Helper()
 	var names []string
 	for n := range fams {
@@ -141,7 +141,7 @@ a newline.`))
 	otel := func(n string) bool { return !strings.HasPrefix(n, "go_") && !strings.HasPrefix(n, "process_") }
 	for _, gz := range []bool{false, true} {
 		got, res := scrape(t, ours, gz)
-		if g, w := canonical(t, got, otel), canonical(t, want, otel); g != w {
+		if g, w := canonicalText(t, got, otel), canonicalText(t, want, otel); g != w {
 			t.Errorf("gzip %v: /metrics differs from the OTel Prometheus exporter's\n--- ours\n%s\n--- theirs\n%s", gz, g, w)
 		}
 		if ct := res.Header.Get("Content-Type"); ct != textContentType {

@@ -14,8 +14,6 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -74,7 +72,7 @@ func Setup(ctx context.Context, opts Options) (*Telemetry, error) {
 	t := &Telemetry{Propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})}
 
 	tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithIDGenerator(ids{})}
-	exporter, err := newSpanExporter(ctx, getenv)
+	exporter, err := newSpanExporter(ctx, getenv, opts.ServiceVersion)
 	if err != nil {
 		return nil, err
 	}
@@ -134,8 +132,9 @@ func newResource(ctx context.Context, getenv func(string) string, name, version 
 	return resource.Merge(resource.Default(), resource.NewSchemaless(attrs...))
 }
 
-// newSpanExporter returns nil when no OTLP endpoint is configured.
-func newSpanExporter(ctx context.Context, getenv func(string) string) (sdktrace.SpanExporter, error) {
+// newSpanExporter returns nil when no OTLP endpoint is configured. version
+// goes into the User-Agent of the requests.
+func newSpanExporter(_ context.Context, getenv func(string) string, version string) (sdktrace.SpanExporter, error) {
 	if strings.EqualFold(getenv("OTEL_TRACES_EXPORTER"), "none") || getenv("OTEL_SDK_DISABLED") == "true" {
 		return nil, nil
 	}
@@ -146,13 +145,24 @@ func newSpanExporter(ctx context.Context, getenv func(string) string) (sdktrace.
 	if proto == "" {
 		proto = getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
 	}
-	// The exporters read the remaining OTEL_EXPORTER_OTLP_* variables
-	// (headers, TLS, timeout, compression) themselves.
+	userAgent := "pipedrive-gateway"
+	if version != "" {
+		userAgent += "/" + version
+	}
+	userAgent += " (OTLP trace exporter)"
+	// The exporter reads the remaining OTEL_EXPORTER_OTLP_* variables
+	// (headers, TLS, timeout, compression) itself.
+	var grpc bool
 	switch proto {
 	case "", "http/protobuf":
-		return otlptracehttp.New(ctx)
 	case "grpc":
-		return otlptracegrpc.New(ctx)
+		grpc = true
+	default:
+		return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL: want grpc or http/protobuf, got %q", proto)
 	}
-	return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL: want grpc or http/protobuf, got %q", proto)
+	exp, err := newOTLPExporter(getenv, grpc, userAgent)
+	if err != nil {
+		return nil, err
+	}
+	return exp, nil
 }
