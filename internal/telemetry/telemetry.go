@@ -20,6 +20,9 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/telemetry/otlp"
+	"github.com/pipedrive-gateway/pipedrive-gateway/internal/telemetry/promtext"
 )
 
 // Telemetry holds the providers the service's parts are given.
@@ -95,7 +98,7 @@ func Setup(ctx context.Context, opts Options) (*Telemetry, error) {
 	t.Tracer = tp
 	t.shutdown = append(t.shutdown, tp.Shutdown)
 
-	reader, metrics := newPromHandler()
+	reader, metrics := promtext.New()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(reader),
 		sdkmetric.WithView(latencyView("pipedrive_gateway.publish.duration"), latencyView("pipedrive_gateway.reconcile.duration")))
 	t.Meter = mp
@@ -160,7 +163,7 @@ func newSpanExporter(_ context.Context, getenv func(string) string, version stri
 	default:
 		return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL: want grpc or http/protobuf, got %q", proto)
 	}
-	exp, err := newOTLPExporter(getenv, grpc, userAgent)
+	exp, err := otlp.New(getenv, grpc, userAgent)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -44,5 +45,16 @@ func TestOTLPExport(t *testing.T) {
 	}
 	if got.Load() == 0 {
 		t.Error("the collector received no spans")
+	}
+}
+
+// TestBadOTLPSettingStopsSetup: a value the exporter cannot use fails
+// Setup, as the gateway starts, naming the variable.
+func TestBadOTLPSettingStopsSetup(t *testing.T) {
+	_, err := telemetry.Setup(context.Background(), telemetry.Options{Getenv: func(k string) string {
+		return map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_TIMEOUT": "soon"}[k]
+	}})
+	if err == nil || !strings.Contains(err.Error(), "OTEL_EXPORTER_OTLP_TIMEOUT") {
+		t.Errorf("Setup: err = %v, want one naming OTEL_EXPORTER_OTLP_TIMEOUT", err)
 	}
 }

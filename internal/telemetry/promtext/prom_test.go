@@ -1,4 +1,4 @@
-package telemetry
+package promtext
 
 import (
 	"bytes"
@@ -88,9 +88,10 @@ func TestExpositionMatchesTheOTelPrometheusExporter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reader, ours := newPromHandler()
+	reader, ours := New()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithReader(official),
-		sdkmetric.WithView(latencyView("pipedrive_gateway.publish.duration"), latencyView("pipedrive_gateway.reconcile.duration")))
+		sdkmetric.WithView(sdkmetric.NewView(sdkmetric.Instrument{Name: "pipedrive_gateway.publish.duration"},
+			sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{Boundaries: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}}})))
 	defer mp.Shutdown(ctx)
 	m := mp.Meter("github.com/pipedrive-gateway/pipedrive-gateway/gateway")
 	other := mp.Meter("github.com/pipedrive-gateway/pipedrive-gateway/subscriptions")
@@ -161,7 +162,7 @@ func TestRuntimeFamiliesMatchClientGolang(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	want, _ := scrape(t, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), false)
-	reader, h := newPromHandler()
+	reader, h := New()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer mp.Shutdown(context.Background())
 	got, _ := scrape(t, h, false)
@@ -249,7 +250,7 @@ func BenchmarkScrape(b *testing.B) {
 		}
 	}
 	b.Run("ours", func(b *testing.B) {
-		reader, h := newPromHandler()
+		reader, h := New()
 		defer setup(reader).Shutdown(context.Background())
 		run(b, h)
 	})

@@ -1,4 +1,11 @@
-package telemetry
+// Package promtext serves /metrics: the Prometheus text exposition format (version
+// 0.0.4) of the OTel metrics, named by the OpenTelemetry-to-Prometheus
+// compatibility rules (dots to underscores, a unit suffix, _total on
+// counters), followed by the Go runtime's and the process's own metrics
+// under their usual go_* and process_* names. Written here rather than by
+// the Prometheus client libraries, which would link a protobuf runtime and
+// its registries into the binary for what is a few hundred lines of text.
+package promtext
 
 import (
 	"bufio"
@@ -15,14 +22,6 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
-
-// The /metrics endpoint: the Prometheus text exposition format (version
-// 0.0.4) of the OTel metrics, named by the OpenTelemetry-to-Prometheus
-// compatibility rules (dots to underscores, a unit suffix, _total on
-// counters), followed by the Go runtime's and the process's own metrics
-// under their usual go_* and process_* names. Written here rather than by
-// the Prometheus client libraries, which would link a protobuf runtime and
-// its registries into the binary for what is a few hundred lines of text.
 
 // textContentType is what Prometheus expects of the text format.
 const textContentType = "text/plain; version=0.0.4; charset=utf-8"
@@ -357,8 +356,8 @@ func appendFloat(b []byte, f float64) []byte {
 	return strconv.AppendFloat(b, f, 'g', -1, 64)
 }
 
-// newPromHandler registers a ManualReader and serves what it collects.
-func newPromHandler() (sdkmetric.Reader, http.Handler) {
+// New registers a ManualReader and serves what it collects.
+func New() (sdkmetric.Reader, http.Handler) {
 	r := sdkmetric.NewManualReader()
 	return r, promHandler{reader: r}
 }

@@ -1,4 +1,10 @@
-package telemetry
+// Package otlp is the gateway's span exporter. The gateway exports spans
+// with it rather than with the official otlptracehttp and otlptracegrpc
+// exporters, which link grpc-go, grpc-gateway and genproto into the binary.
+// It speaks OTLP/HTTP with protobuf bodies and OTLP/gRPC over net/http's
+// HTTP/2, and encodes the messages with protowire. It is configured by the
+// standard OTEL_EXPORTER_OTLP_* variables (see readOTLPConfig).
+package otlp
 
 import (
 	"bytes"
@@ -23,13 +29,6 @@ import (
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
-
-// The gateway exports spans with its own OTLP exporter rather than the
-// official otlptracehttp and otlptracegrpc ones, which link grpc-go,
-// grpc-gateway and genproto into the binary. It speaks OTLP/HTTP with
-// protobuf bodies and OTLP/gRPC over net/http's HTTP/2, and encodes the
-// messages with protowire. It is configured by the standard
-// OTEL_EXPORTER_OTLP_* variables (see readOTLPConfig).
 
 const (
 	grpcExportPath  = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -251,8 +250,8 @@ func validHeaderName(k string) bool {
 	return k != ""
 }
 
-// otlpExporter is an sdktrace.SpanExporter sending OTLP over HTTP or gRPC.
-type otlpExporter struct {
+// Exporter is an sdktrace.SpanExporter sending OTLP over HTTP or gRPC.
+type Exporter struct {
 	cfg       otlpConfig
 	header    http.Header // sent with every request
 	transport *http.Transport
@@ -271,10 +270,10 @@ type otlpExporter struct {
 
 var errExporterShutdown = errors.New("OTLP trace exporter is shut down")
 
-// newOTLPExporter builds the exporter from the OTEL_EXPORTER_OTLP_*
+// New builds the exporter from the OTEL_EXPORTER_OTLP_*
 // variables read with getenv; grpc picks OTLP/gRPC over OTLP/HTTP.
 // userAgent names the sender.
-func newOTLPExporter(getenv func(string) string, grpc bool, userAgent string) (*otlpExporter, error) {
+func New(getenv func(string) string, grpc bool, userAgent string) (*Exporter, error) {
 	cfg, err := readOTLPConfig(getenv, grpc)
 	if err != nil {
 		return nil, err
@@ -323,7 +322,7 @@ func newOTLPExporter(getenv func(string) string, grpc bool, userAgent string) (*
 		}
 	}
 	stopped, stop := context.WithCancel(context.Background())
-	return &otlpExporter{
+	return &Exporter{
 		cfg:            cfg,
 		header:         h,
 		transport:      tr,
@@ -336,13 +335,13 @@ func newOTLPExporter(getenv func(string) string, grpc bool, userAgent string) (*
 	}, nil
 }
 
-var _ sdktrace.SpanExporter = (*otlpExporter)(nil)
+var _ sdktrace.SpanExporter = (*Exporter)(nil)
 
 // ExportSpans sends spans in one request, retrying what the protocol says
 // is transient until it succeeds, ctx ends, or the retry time runs out. A
 // partial success is reported to the OpenTelemetry error handler and is
 // not an error.
-func (e *otlpExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+func (e *Exporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -390,7 +389,7 @@ func (e *otlpExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnl
 
 // payload compresses the encoded request if configured and, for gRPC,
 // frames it: a compressed flag byte and the big-endian length.
-func (e *otlpExporter) payload(msg []byte) ([]byte, error) {
+func (e *Exporter) payload(msg []byte) ([]byte, error) {
 	var buf bytes.Buffer
 	if e.cfg.grpc {
 		buf.Write(make([]byte, 5))
@@ -430,7 +429,7 @@ func (e *retryableError) Unwrap() error { return e.err }
 // it succeeds or fails for good. Between calls it waits an exponential
 // back-off with jitter, or longer when the collector asks; it gives up
 // when the next call would start after ctx's deadline or after retryFor.
-func (e *otlpExporter) retry(ctx context.Context, attempt func(context.Context) ([]byte, error)) ([]byte, error) {
+func (e *Exporter) retry(ctx context.Context, attempt func(context.Context) ([]byte, error)) ([]byte, error) {
 	start := time.Now()
 	interval := e.backoffInitial
 	for n := 1; ; n++ {
@@ -472,7 +471,7 @@ func (e *otlpExporter) retry(ctx context.Context, attempt func(context.Context) 
 
 // postHTTP makes one OTLP/HTTP attempt and returns the body of a
 // protobuf success response.
-func (e *otlpExporter) postHTTP(ctx context.Context, body []byte) ([]byte, error) {
+func (e *Exporter) postHTTP(ctx context.Context, body []byte) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.cfg.url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
@@ -558,7 +557,7 @@ func excerpt(b []byte) string {
 
 // Shutdown makes later exports fail, stops those under way and closes idle
 // connections.
-func (e *otlpExporter) Shutdown(ctx context.Context) error {
+func (e *Exporter) Shutdown(ctx context.Context) error {
 	e.stop()
 	e.transport.CloseIdleConnections()
 	return ctx.Err()

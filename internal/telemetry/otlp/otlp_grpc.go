@@ -1,4 +1,4 @@
-package telemetry
+package otlp
 
 import (
 	"bytes"
@@ -65,7 +65,7 @@ func (e *grpcStatusError) Error() string {
 
 // postGRPC makes one TraceService/Export call with the framed request
 // body and returns the response message.
-func (e *otlpExporter) postGRPC(ctx context.Context, body []byte) ([]byte, error) {
+func (e *Exporter) postGRPC(ctx context.Context, body []byte) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.cfg.url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
