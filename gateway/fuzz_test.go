@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzParse feeds arbitrary bodies to the payload parser. It must never
@@ -140,9 +141,26 @@ func fieldText(v rawValue) string {
 	case absent, kindNull:
 		return ""
 	case kindString:
-		return "s:" + strings.ToValidUTF8(string(v.bytes()), "\uFFFD")
+		return "s:" + validUTF8(v.bytes())
 	}
 	return string(v.b)
+}
+
+// validUTF8 replaces each byte that is not part of valid UTF-8 with U+FFFD,
+// as encoding/json does when it decodes a string (strings.ToValidUTF8
+// would replace a run of them with one).
+func validUTF8(b []byte) string {
+	var sb strings.Builder
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if r == utf8.RuneError && n == 1 {
+			sb.WriteRune(utf8.RuneError)
+		} else {
+			sb.Write(b[:n])
+		}
+		b = b[n:]
+	}
+	return sb.String()
 }
 
 func addSeeds(f *testing.F) {
