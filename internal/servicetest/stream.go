@@ -21,9 +21,17 @@ func StreamIDs(t testing.TB, url, stream string) map[string]int {
 	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
+	// Each API request gets a few seconds: a cluster that just lost or got
+	// back a node can drop one, which must not use up the whole wait.
 	var s jetstream.Stream
+	var info *jetstream.StreamInfo
 	for {
-		s, err = js.Stream(ctx, stream)
+		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+		s, err = js.Stream(actx, stream)
+		if err == nil {
+			info, err = s.Info(actx)
+		}
+		acancel()
 		if err == nil {
 			break
 		}
@@ -31,10 +39,6 @@ func StreamIDs(t testing.TB, url, stream string) map[string]int {
 			t.Fatalf("stream %s: %v", stream, err)
 		}
 		time.Sleep(200 * time.Millisecond)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatalf("stream info: %v", err)
 	}
 	ids := map[string]int{}
 	if info.State.Msgs == 0 {
