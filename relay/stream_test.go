@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -18,21 +17,6 @@ import (
 	"github.com/pipedrive-gateway/pipedrive-gateway/internal/testlog"
 	"github.com/pipedrive-gateway/pipedrive-gateway/relay"
 )
-
-// operator is a NATS client acting as the operator with the nats CLI.
-func operator(t *testing.T, url string) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
 
 func streamConfig(t *testing.T, js jetstream.JetStream) jetstream.StreamConfig {
 	t.Helper()
@@ -91,7 +75,7 @@ func waitReason(t *testing.T, r *relay.Relay, want string, timeout time.Duration
 func TestStreamManageUpdate(t *testing.T) {
 	t.Parallel()
 	ns := natstest.Run(t)
-	js := operator(t, ns.ClientURL())
+	_, js := ns.Connect(t) // the operator, as with the nats CLI
 	ctx := context.Background()
 	if _, err := js.CreateStream(ctx, operatorLimits(jetstream.StreamConfig{Name: "PIPEDRIVE", Subjects: []string{"pipedrive.>"}, Storage: jetstream.FileStorage})); err != nil {
 		t.Fatal(err)
@@ -114,7 +98,7 @@ func TestStreamManageUpdate(t *testing.T) {
 func TestStreamManageCreate(t *testing.T) {
 	t.Parallel()
 	ns := natstest.Run(t)
-	js := operator(t, ns.ClientURL())
+	_, js := ns.Connect(t) // the operator, as with the nats CLI
 	env := map[string]string{"NATS_URL": ns.ClientURL(), "STREAM_MANAGE": "create"}
 	first, err := relay.New(context.Background(), load(t, env), testlog.New(t))
 	if err == nil {
@@ -151,7 +135,7 @@ func TestStreamManageCreate(t *testing.T) {
 func TestStreamManageOff(t *testing.T) {
 	t.Parallel()
 	ns := natstest.Run(t)
-	js := operator(t, ns.ClientURL())
+	_, js := ns.Connect(t) // the operator, as with the nats CLI
 	ctx := context.Background()
 	r, err := newRelay(t, load(t, map[string]string{"NATS_URL": ns.ClientURL(), "STREAM_MANAGE": "off"}))
 	if err != nil {
@@ -200,7 +184,7 @@ func TestStreamManageOff(t *testing.T) {
 func TestStreamDeletedIsRecreated(t *testing.T) {
 	t.Parallel()
 	ns := natstest.Run(t)
-	js := operator(t, ns.ClientURL())
+	_, js := ns.Connect(t) // the operator, as with the nats CLI
 	r, err := newRelay(t, load(t, map[string]string{"NATS_URL": ns.ClientURL(), "PUBLISH_TIMEOUT": "1s"}))
 	if err != nil {
 		t.Fatal(err)
