@@ -225,11 +225,7 @@ func (c changes) isRemoved(r *record) bool { return slices.Contains(c.remove, r)
 func intersect(rs []Range, w Range) []Range {
 	out := []Range{}
 	for _, r := range rs {
-		c := Range{From: maxTime(r.From, w.From), Until: r.Until}
-		if w.Until.Before(c.Until) {
-			c.Until = w.Until
-		}
-		if !c.Empty() {
+		if c := (Range{From: maxTime(r.From, w.From), Until: minTime(r.Until, w.Until)}); !c.Empty() {
 			out = append(out, c)
 		}
 	}
